@@ -1,0 +1,155 @@
+"""The plain data that flows between stages: frozen, no I/O, no config, no clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSource:
+    """A feed as the user lists it."""
+
+    url: str
+    name: str | None = None
+    interval: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """A feed as the store knows it: what the scheduler and the fetcher need."""
+
+    id: int
+    url: str
+    name: str | None
+    status: str  # "new" | "ok" | "error"
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    error_count: int = 0
+    last_error: str | None = None
+    error_kind: str | None = None
+    last_checked: datetime | None = None
+    next_check: datetime | None = None
+    interval: timedelta | None = None
+    entries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """One HTTP answer, after redirects. `body` is None for a 304 Not Modified."""
+
+    url: str  # the URL asked for
+    final_url: str  # the URL that answered, after redirects
+    status: int
+    body: bytes | None
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    max_age: float | None = None  # seconds, from Cache-Control or Expires
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One item of a feed. `key` is its identity: GUID, else the canonical link."""
+
+    key: str
+    link: str | None
+    title: str | None
+    summary: str | None  # plain text of the feed's summary or content, the longer one
+    published: datetime | None  # UTC
+    date_suspect: bool = False  # a date far in the past or the future, kept but flagged
+    author: str | None = None
+    guid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """A feed body read into entries."""
+
+    format: str  # "rss20", "atom10", "json11", ...
+    title: str | None
+    link: str | None
+    entries: tuple[Entry, ...]
+    ttl: timedelta | None = None  # RSS <ttl> or sy:updatePeriod
+    truncated: int = 0  # entries beyond the per-feed cap, left for the next run
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    """What extraction found on an article page."""
+
+    text: str
+    title: str | None = None
+    author: str | None = None
+    published: datetime | None = None
+    site_name: str | None = None
+    language: str | None = None
+    canonical_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One article ready to be stored: the page's text, or the feed's when the page failed."""
+
+    url: str  # canonical URL: the article's identity
+    feed_id: int
+    entry_key: str
+    title: str | None
+    text: str
+    text_source: str  # "page" | "feed"
+    published: datetime | None
+    author: str | None = None
+    site_name: str | None = None
+    language: str | None = None
+    page_error: str | None = None  # why the page's text was not used
+    content_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoryArticle:
+    """One copy inside a story."""
+
+    article_id: int
+    url: str
+    feed_url: str | None
+    title: str | None
+    site: str | None
+    published: datetime | None
+    text_chars: int
+    similarity: float
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """Syndicated copies of one story, folded together; the canonical copy first."""
+
+    id: int
+    title: str | None
+    url: str
+    first_seen: datetime
+    articles: tuple[StoryArticle, ...] = field(default_factory=tuple)
+
+
+@dataclass(slots=True)
+class RunReport:
+    """What one run did; counted as it goes, printed and exported at its end."""
+
+    feeds_ok: int = 0
+    feeds_not_modified: int = 0
+    feeds_failed: int = 0
+    failures_by_kind: dict[str, int] = field(default_factory=dict)
+    entries_new: int = 0
+    articles_new: int = 0
+    articles_from_feed_text: int = 0
+    stories_new: int = 0
+    pages_skipped: dict[str, int] = field(default_factory=dict)
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    def count_failure(self, kind: str) -> None:
+        self.failures_by_kind[kind] = self.failures_by_kind.get(kind, 0) + 1
