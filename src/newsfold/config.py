@@ -80,8 +80,12 @@ class ScheduleSettings:
     default_interval: timedelta = doc(
         "check interval for a feed with no publishing history yet", timedelta(minutes=30)
     )
-    min_interval: timedelta = doc("shortest interval between two checks of a feed", timedelta(minutes=5))
-    max_interval: timedelta = doc("longest interval between two checks of a feed", timedelta(hours=24))
+    min_interval: timedelta = doc(
+        "shortest interval between two checks of a feed", timedelta(minutes=5)
+    )
+    max_interval: timedelta = doc(
+        "longest interval between two checks of a feed", timedelta(hours=24)
+    )
     max_backoff: timedelta = doc("longest wait after repeated failures", timedelta(hours=24))
 
 
@@ -233,9 +237,16 @@ def _feed_source(item: Any, index: int) -> FeedSource:
 
 
 _POSITIVE = {
-    "fetch.timeout", "fetch.max_bytes", "fetch.concurrency", "fetch.per_host",
-    "extract.page_timeout", "dedup.shingle_size", "dedup.num_perm",
-    "schedule.min_interval", "schedule.default_interval", "schedule.max_interval",
+    "fetch.timeout",
+    "fetch.max_bytes",
+    "fetch.concurrency",
+    "fetch.per_host",
+    "extract.page_timeout",
+    "dedup.shingle_size",
+    "dedup.num_perm",
+    "schedule.min_interval",
+    "schedule.default_interval",
+    "schedule.max_interval",
     "dedup.window",
 }
 
@@ -244,9 +255,9 @@ def _validate(settings: Settings) -> None:
     for name, key, value in iter_settings(settings):
         label = f"{name}.{key}"
         numeric = value.total_seconds() if isinstance(value, timedelta) else value
-        if isinstance(numeric, int | float) and not isinstance(numeric, bool):
-            if numeric < 0 or (label in _POSITIVE and numeric == 0):
-                raise ConfigError(f"{label}: must be positive, got {value!r}")
+        is_number = isinstance(numeric, int | float) and not isinstance(numeric, bool)
+        if is_number and (numeric < 0 or (label in _POSITIVE and numeric == 0)):
+            raise ConfigError(f"{label}: must be positive, got {value!r}")
     if not 0.0 < settings.dedup.threshold <= 1.0:
         raise ConfigError(f"dedup.threshold: must be in (0, 1], got {settings.dedup.threshold}")
     schedule = settings.schedule
