@@ -1,0 +1,123 @@
+"""The store: the narrow interface the stages and the CLI talk to, and `open_store` to get one.
+
+One implementation (`sql.SqlStore`, SQLAlchemy Core) serves SQLite and PostgreSQL; the few places
+where the two differ (run lock, write transactions, upserts) are chosen by dialect inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from newsfold.model import Article, Entry, FeedSource, FeedState, Story
+
+
+@dataclass(frozen=True, slots=True)
+class FeedUpdate:
+    """A feed's new state after one check; `error` set when the check failed."""
+
+    feed_id: int
+    checked_at: datetime
+    next_check: datetime
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    error: str | None = None
+    error_kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A stored article that shares an LSH band with a new one."""
+
+    article_id: int
+    story_id: int
+    fingerprint: bytes
+    seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """Where dedup puts an article: an existing story (with its similarity) or a new one."""
+
+    story_id: int | None
+    similarity: float
+    fingerprint: bytes
+    band_keys: tuple[int, ...]
+
+
+class DedupIndex(Protocol):
+    """What dedup may ask the store inside the transaction that saves an article."""
+
+    def story_with_text(self, content_hash: str, exclude_article: int) -> int | None: ...
+
+    def candidates(self, band_keys: Sequence[int], since: datetime) -> list[Candidate]: ...
+
+
+# Given the saved article's id and its data, decide its story (called inside the transaction).
+Folder = Callable[[int, Article, DedupIndex], Fold]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedCommit:
+    """What one feed's transaction added."""
+
+    entries_new: int
+    entries_updated: int
+    articles_new: int
+    articles_updated: int
+    stories_new: int
+
+
+class Store(Protocol):
+    url: str
+
+    def migrate(self) -> int: ...
+
+    def close(self) -> None: ...
+
+    def run_lock(self, wait: bool) -> AbstractContextManager[None]: ...
+
+    def sync_feeds(self, sources: Sequence[FeedSource], now: datetime) -> int: ...
+
+    def add_feed(self, source: FeedSource, now: datetime) -> bool: ...
+
+    def remove_feed(self, url: str) -> bool: ...
+
+    def feeds(self) -> list[FeedState]: ...
+
+    def lease_due_feeds(
+        self, now: datetime, *, include_all: bool, worker: str, lease: timedelta
+    ) -> Iterator[FeedState]: ...
+
+    def entry_hashes(self, feed_id: int, keys: Sequence[str]) -> dict[str, str]: ...
+
+    def known_article_urls(self, urls: Sequence[str]) -> set[str]: ...
+
+    def record_feed(
+        self,
+        update: FeedUpdate,
+        entries: Sequence[Entry],
+        articles: Sequence[Article],
+        links: dict[str, str],
+        fold: Folder,
+    ) -> FeedCommit: ...
+
+    def stories(self, since: datetime | None, limit: int | None) -> list[Story]: ...
+
+    def story(self, story_id: int) -> Story | None: ...
+
+
+def default_db_path(env: dict[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "newsfold" / "newsfold.db"
+
+
+def open_store(url: str) -> Store:
+    from newsfold.store.sql import SqlStore
+
+    return SqlStore(url)

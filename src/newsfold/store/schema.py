@@ -1,0 +1,214 @@
+"""Tables and numbered migrations, one list for every SQL dialect.
+
+A migration is a function of a connection; `migrate` runs the ones past the stored version, each in
+its own transaction, and records the version. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.engine import Dialect
+
+from newsfold.errors import StoreError
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, hands back aware UTC datetimes, on every dialect alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+feeds = Table(
+    "feeds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", Text, nullable=False, unique=True),
+    Column("name", Text),
+    Column("status", String(8), nullable=False, default="new"),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("body_hash", String(64)),
+    Column("error_count", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("error_kind", String(32)),
+    Column("last_checked", UTCDateTime),
+    Column("next_check", UTCDateTime),
+    Column("interval_seconds", Float),
+    Column("entries", Integer, nullable=False, default=0),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_expires", UTCDateTime),
+    Index("ix_feeds_next_check", "next_check"),
+)
+
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("article_count", Integer, nullable=False, default=1),
+    Index("ix_stories_updated_at", "updated_at"),
+    Index("ix_stories_first_seen", "first_seen"),
+)
+
+articles = Table(
+    "articles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", Text, nullable=False, unique=True),
+    Column("title", Text),
+    Column("text", Text, nullable=False),
+    Column("text_source", String(8), nullable=False),
+    Column("text_chars", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("published", UTCDateTime),
+    Column("author", Text),
+    Column("site_name", Text),
+    Column("language", String(16)),
+    Column("page_error", Text),
+    Column("version", Integer, nullable=False, default=1),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("story_id", Integer, ForeignKey("stories.id")),
+    Column("similarity", Float),
+    Index("ix_articles_story_id", "story_id"),
+    Index("ix_articles_content_hash", "content_hash"),
+    Index("ix_articles_first_seen", "first_seen"),
+)
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("feed_id", Integer, ForeignKey("feeds.id", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("link", Text),
+    Column("title", Text),
+    Column("summary", Text),
+    Column("published", UTCDateTime),
+    Column("date_suspect", Boolean, nullable=False, default=False),
+    Column("author", Text),
+    Column("content_hash", String(64), nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("article_id", Integer, ForeignKey("articles.id")),
+    UniqueConstraint("feed_id", "key", name="uq_entries_feed_key"),
+    Index("ix_entries_article_id", "article_id"),
+)
+
+fingerprints = Table(
+    "fingerprints",
+    metadata,
+    Column("article_id", Integer, ForeignKey("articles.id"), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
+
+dedup_bands = Table(
+    "dedup_bands",
+    metadata,
+    Column("band_key", BigInteger, nullable=False),
+    Column("article_id", Integer, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+    Index("ix_dedup_bands_key", "band_key"),
+    Index("ix_dedup_bands_seen_at", "seen_at"),
+)
+
+robots = Table(
+    "robots",
+    metadata,
+    Column("host", Text, primary_key=True),
+    Column("body", Text),
+    Column("status", Integer, nullable=False),
+    Column("expires", UTCDateTime, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("worker", String(64), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("report", Text),
+)
+
+
+def _create(*tables: Table) -> Callable[[Connection], None]:
+    def create(conn: Connection) -> None:
+        metadata.create_all(conn, tables=list(tables))
+
+    return create
+
+
+# Append only. Position + 1 is the version number.
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _create(feeds, stories, articles, entries, fingerprints, dedup_bands, robots, runs),
+]
+LATEST = len(MIGRATIONS)
+
+
+def current_version(conn: Connection) -> int:
+    schema_version.create(conn, checkfirst=True)
+    version = conn.execute(select(schema_version.c.version).order_by(-schema_version.c.version))
+    return int(version.scalar() or 0)
+
+
+def migrate(conn: Connection, now: datetime) -> int:
+    """Bring the schema to LATEST; returns the version it started from."""
+    start = current_version(conn)
+    if start > LATEST:
+        raise StoreError(
+            f"the store is at schema version {start}, newer than this newsfold ({LATEST}): upgrade"
+        )
+    for version in range(start + 1, LATEST + 1):
+        MIGRATIONS[version - 1](conn)
+        conn.execute(schema_version.insert().values(version=version, applied_at=now))
+    return start
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    return dict(row._mapping)

@@ -1,0 +1,557 @@
+"""SqlStore: the store on SQLAlchemy Core, for SQLite (default) and PostgreSQL.
+
+SQLite runs in WAL mode with synchronous=NORMAL: a committed transaction survives a process crash,
+and a power loss can lose at most the last transactions, never corrupt the file. Every write
+transaction starts with BEGIN IMMEDIATE so two writers queue instead of failing on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from newsfold.errors import LockedError, StoreError
+from newsfold.model import (
+    Article,
+    Entry,
+    FeedSource,
+    FeedState,
+    Story,
+    StoryArticle,
+)
+from newsfold.store import Candidate, FeedCommit, FeedUpdate, Folder, schema
+from newsfold.store.schema import articles, dedup_bands, entries, feeds, fingerprints, stories
+
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def entry_hash(entry: Entry) -> str:
+    """What a publisher may edit: a change here updates the stored entry."""
+    text = "\x1f".join([entry.title or "", entry.summary or "", entry.link or ""])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class SqlStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _make_engine(url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        with self._write() as conn:
+            return schema.migrate(conn, _now())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def run_lock(self, wait: bool) -> Iterator[None]:
+        """One run at a time on a SQLite file; PostgreSQL workers share feeds by lease instead."""
+        if not self.is_sqlite or self.engine.url.database in (None, "", ":memory:"):
+            yield
+            return
+        lock_path = Path(str(self.engine.url.database) + ".lock")
+        with lock_path.open("a") as handle:
+            flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
+            try:
+                fcntl.flock(handle, flags)
+            except BlockingIOError:
+                raise LockedError(f"another newsfold run holds the lock {lock_path}") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"{self._safe_url()}: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"{self._safe_url()}: {_first_line(exc)}") from exc
+
+    def _safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    # -- feeds ---------------------------------------------------------------------------------
+
+    def sync_feeds(self, sources: Sequence[FeedSource], now: datetime) -> int:
+        """Add config feeds the store lacks and refresh their names and intervals."""
+        added = 0
+        with self._write() as conn:
+            for source in sources:
+                added += self._upsert_feed(conn, source, now)
+        return added
+
+    def add_feed(self, source: FeedSource, now: datetime) -> bool:
+        with self._write() as conn:
+            return self._upsert_feed(conn, source, now)
+
+    def _upsert_feed(self, conn: Connection, source: FeedSource, now: datetime) -> bool:
+        interval = source.interval.total_seconds() if source.interval else None
+        values: dict[str, Any] = {"interval_seconds": interval}
+        if source.name:
+            values["name"] = source.name
+        changed = conn.execute(update(feeds).where(feeds.c.url == source.url).values(**values))
+        if changed.rowcount:
+            return False
+        conn.execute(
+            feeds.insert().values(
+                url=source.url,
+                name=source.name,
+                status="new",
+                error_count=0,
+                entries=0,
+                interval_seconds=interval,
+                added_at=now,
+            )
+        )
+        return True
+
+    def remove_feed(self, url: str) -> bool:
+        with self._write() as conn:
+            feed_id = conn.execute(select(feeds.c.id).where(feeds.c.url == url)).scalar()
+            if feed_id is None:
+                return False
+            # Articles stay: they may belong to other feeds and to stories.
+            conn.execute(delete(entries).where(entries.c.feed_id == feed_id))
+            conn.execute(delete(feeds).where(feeds.c.id == feed_id))
+            return True
+
+    def feeds(self) -> list[FeedState]:
+        with self._read() as conn:
+            rows = conn.execute(select(feeds).order_by(feeds.c.id)).all()
+        return [_feed_state(row._mapping) for row in rows]
+
+    def lease_due_feeds(
+        self, now: datetime, *, include_all: bool, worker: str, lease: timedelta
+    ) -> Iterator[FeedState]:
+        """Due feeds, each leased to `worker` one at a time so several workers share the list."""
+        while True:
+            with self._write() as conn:
+                due = or_(feeds.c.next_check.is_(None), feeds.c.next_check <= now)
+                free = or_(feeds.c.lease_expires.is_(None), feeds.c.lease_expires < now)
+                where = free if include_all else and_(due, free)
+                row = conn.execute(
+                    select(feeds)
+                    .where(where)
+                    .order_by(feeds.c.next_check.is_not(None), feeds.c.next_check, feeds.c.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if row is None:
+                    return
+                conn.execute(
+                    update(feeds)
+                    .where(feeds.c.id == row.id)
+                    .values(lease_owner=worker, lease_expires=now + lease)
+                )
+            yield _feed_state(row._mapping)
+
+    # -- entries and articles ------------------------------------------------------------------
+
+    def entry_hashes(self, feed_id: int, keys: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self._read() as conn:
+            for chunk in _chunks(keys):
+                rows = conn.execute(
+                    select(entries.c.key, entries.c.content_hash).where(
+                        entries.c.feed_id == feed_id, entries.c.key.in_(chunk)
+                    )
+                )
+                found.update({row.key: row.content_hash for row in rows})
+        return found
+
+    def known_article_urls(self, urls: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self._read() as conn:
+            for chunk in _chunks(urls):
+                found.update(
+                    conn.execute(select(articles.c.url).where(articles.c.url.in_(chunk))).scalars()
+                )
+        return found
+
+    def record_feed(
+        self,
+        update_: FeedUpdate,
+        new_entries: Sequence[Entry],
+        new_articles: Sequence[Article],
+        links: dict[str, str],
+        fold: Folder,
+    ) -> FeedCommit:
+        """One feed's whole result in one transaction: a crash loses this feed's work or none."""
+        with self._write() as conn:
+            self._update_feed_state(conn, update_)
+            added, edited, article_counts = 0, 0, [0, 0, 0]
+            if update_.error is None:
+                saved = {
+                    a.url: self._save_article(conn, a, fold, update_.checked_at, article_counts)
+                    for a in new_articles
+                }
+                ids = self._article_ids(conn, set(links.values()) - set(saved)) | saved
+                for entry in new_entries:
+                    is_new = self._save_entry(
+                        conn, update_, entry, ids.get(links.get(entry.key, ""))
+                    )
+                    added += is_new
+                    edited += not is_new
+                self._refresh_entry_count(conn, update_.feed_id)
+        return FeedCommit(added, edited, *article_counts)
+
+    def _update_feed_state(self, conn: Connection, u: FeedUpdate) -> None:
+        values: dict[str, Any] = {
+            "last_checked": u.checked_at,
+            "next_check": u.next_check,
+            "lease_owner": None,
+            "lease_expires": None,
+        }
+        if u.error is None:
+            values.update(
+                status="ok",
+                error_count=0,
+                last_error=None,
+                error_kind=None,
+                etag=u.etag,
+                last_modified=u.last_modified,
+                body_hash=u.body_hash,
+            )
+        else:
+            values.update(
+                status="error",
+                error_count=feeds.c.error_count + 1,
+                last_error=u.error,
+                error_kind=u.error_kind,
+            )
+        conn.execute(update(feeds).where(feeds.c.id == u.feed_id).values(**values))
+
+    def _save_entry(
+        self, conn: Connection, u: FeedUpdate, entry: Entry, article_id: int | None
+    ) -> bool:
+        values = {
+            "link": entry.link,
+            "title": entry.title,
+            "summary": entry.summary,
+            "published": entry.published,
+            "date_suspect": entry.date_suspect,
+            "author": entry.author,
+            "content_hash": entry_hash(entry),
+            "updated_at": u.checked_at,
+            "article_id": article_id,
+        }
+        changed = conn.execute(
+            update(entries)
+            .where(entries.c.feed_id == u.feed_id, entries.c.key == entry.key)
+            .values(**values)
+        )
+        if changed.rowcount:
+            return False
+        conn.execute(
+            entries.insert().values(
+                feed_id=u.feed_id, key=entry.key, first_seen=u.checked_at, **values
+            )
+        )
+        return True
+
+    def _refresh_entry_count(self, conn: Connection, feed_id: int) -> None:
+        count = select(func.count()).where(entries.c.feed_id == feed_id).scalar_subquery()
+        conn.execute(update(feeds).where(feeds.c.id == feed_id).values(entries=count))
+
+    def _article_ids(self, conn: Connection, urls: set[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(sorted(urls)):
+            rows = conn.execute(
+                select(articles.c.url, articles.c.id).where(articles.c.url.in_(chunk))
+            )
+            found.update({row.url: row.id for row in rows})
+        return found
+
+    def _save_article(
+        self, conn: Connection, article: Article, fold: Folder, now: datetime, counts: list[int]
+    ) -> int:
+        """Insert a new article and fold it, or record a changed page as a new version."""
+        values = _article_values(article)
+        row = conn.execute(
+            select(articles.c.id, articles.c.content_hash).where(articles.c.url == article.url)
+        ).first()
+        if row is not None:
+            if row.content_hash != article.content_hash:
+                conn.execute(
+                    update(articles)
+                    .where(articles.c.id == row.id)
+                    .values(version=articles.c.version + 1, updated_at=now, **values)
+                )
+                counts[1] += 1
+            return int(row.id)
+        article_id = _insert(
+            conn, articles.insert().values(first_seen=now, updated_at=now, version=1, **values)
+        )
+        counts[0] += 1
+        counts[2] += self._place_in_story(conn, article_id, article, fold, now)
+        return article_id
+
+    def _place_in_story(
+        self, conn: Connection, article_id: int, article: Article, fold: Folder, now: datetime
+    ) -> int:
+        decision = fold(article_id, article, _DedupView(conn, self.is_sqlite))
+        story_id, created = decision.story_id, 0
+        if story_id is None:
+            story_id = _insert(
+                conn, stories.insert().values(first_seen=now, updated_at=now, article_count=1)
+            )
+            created = 1
+        else:
+            conn.execute(
+                update(stories)
+                .where(stories.c.id == story_id)
+                .values(updated_at=now, article_count=stories.c.article_count + 1)
+            )
+        conn.execute(
+            update(articles)
+            .where(articles.c.id == article_id)
+            .values(story_id=story_id, similarity=decision.similarity)
+        )
+        conn.execute(
+            fingerprints.insert().values(
+                article_id=article_id, data=decision.fingerprint, seen_at=now
+            )
+        )
+        if decision.band_keys:
+            conn.execute(
+                dedup_bands.insert(),
+                [
+                    {"band_key": k, "article_id": article_id, "seen_at": now}
+                    for k in decision.band_keys
+                ],
+            )
+        return created
+
+    # -- stories -------------------------------------------------------------------------------
+
+    def stories(self, since: datetime | None, limit: int | None) -> list[Story]:
+        query = select(stories.c.id).order_by(stories.c.first_seen.desc(), stories.c.id.desc())
+        if since is not None:
+            query = query.where(stories.c.updated_at >= since)
+        if limit:
+            query = query.limit(limit)
+        with self._read() as conn:
+            ids = list(conn.execute(query).scalars())
+            return self._load_stories(conn, ids)
+
+    def story(self, story_id: int) -> Story | None:
+        with self._read() as conn:
+            found = self._load_stories(conn, [story_id])
+        return found[0] if found else None
+
+    def _load_stories(self, conn: Connection, ids: list[int]) -> list[Story]:
+        copies: dict[int, list[StoryArticle]] = {i: [] for i in ids}
+        heads: dict[int, Any] = {}
+        for chunk in _chunks(ids):
+            for row in conn.execute(select(stories).where(stories.c.id.in_(chunk))):
+                heads[row.id] = row
+            feed_url = (
+                select(feeds.c.url)
+                .join(entries, entries.c.feed_id == feeds.c.id)
+                .where(entries.c.article_id == articles.c.id)
+                .order_by(entries.c.id)
+                .limit(1)
+                .scalar_subquery()
+            )
+            query = (
+                select(articles, feed_url.label("feed_url"))
+                .where(articles.c.story_id.in_(chunk))
+                .order_by(articles.c.first_seen, articles.c.id)
+            )
+            for row in conn.execute(query):
+                copies[row.story_id].append(_story_article(row._mapping))
+        result = []
+        for story_id in ids:
+            if story_id not in heads or not copies[story_id]:
+                continue
+            first = copies[story_id][0]
+            result.append(
+                Story(
+                    id=story_id,
+                    title=first.title,
+                    url=first.url,
+                    first_seen=heads[story_id].first_seen,
+                    articles=tuple(copies[story_id]),
+                )
+            )
+        return result
+
+
+class _DedupView:
+    """The dedup questions, answered inside the article's own transaction."""
+
+    def __init__(self, conn: Connection, is_sqlite: bool) -> None:
+        self.conn = conn
+        self.is_sqlite = is_sqlite
+
+    def story_with_text(self, content_hash: str, exclude_article: int) -> int | None:
+        query = (
+            select(articles.c.story_id)
+            .where(
+                articles.c.content_hash == content_hash,
+                articles.c.id != exclude_article,
+                articles.c.story_id.is_not(None),
+            )
+            .order_by(articles.c.id)
+            .limit(1)
+        )
+        value = self.conn.execute(query).scalar()
+        return None if value is None else int(value)
+
+    def candidates(self, band_keys: Sequence[int], since: datetime) -> list[Candidate]:
+        if not band_keys:
+            return []
+        if not self.is_sqlite:
+            # Copies of one story share band keys: locking the keys serialises exactly the workers
+            # that could otherwise each open a story for the same text.
+            for key in sorted(set(band_keys)):
+                self.conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (key,))
+        ids = (
+            select(dedup_bands.c.article_id)
+            .where(dedup_bands.c.band_key.in_(list(band_keys)), dedup_bands.c.seen_at >= since)
+            .distinct()
+        )
+        query = (
+            select(articles.c.id, articles.c.story_id, fingerprints.c.data, fingerprints.c.seen_at)
+            .join(fingerprints, fingerprints.c.article_id == articles.c.id)
+            .where(articles.c.id.in_(ids), articles.c.story_id.is_not(None))
+        )
+        return [
+            Candidate(row.id, row.story_id, row.data, row.seen_at)
+            for row in self.conn.execute(query)
+        ]
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    try:
+        if url.startswith("sqlite:///"):
+            path = url.removeprefix("sqlite:///")
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+            _configure_sqlite(engine)
+            return engine
+        if url.startswith("postgresql+psycopg://"):
+            return create_engine(url, pool_pre_ping=True)
+    except (SQLAlchemyError, DBAPIError, OSError, ImportError) as exc:
+        raise StoreError(f"cannot open the store {url}: {_first_line(exc)}") from exc
+    raise StoreError(f"unsupported --db URL {url!r}: use sqlite:///PATH or postgresql://…")
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _feed_state(row: Any) -> FeedState:
+    interval = row["interval_seconds"]
+    return FeedState(
+        id=row["id"],
+        url=row["url"],
+        name=row["name"],
+        status=row["status"],
+        etag=row["etag"],
+        last_modified=row["last_modified"],
+        body_hash=row["body_hash"],
+        error_count=row["error_count"],
+        last_error=row["last_error"],
+        error_kind=row["error_kind"],
+        last_checked=row["last_checked"],
+        next_check=row["next_check"],
+        interval=timedelta(seconds=interval) if interval else None,
+        entries=row["entries"],
+    )
+
+
+def _article_values(article: Article) -> dict[str, Any]:
+    return {
+        "url": article.url,
+        "title": article.title,
+        "text": article.text,
+        "text_source": article.text_source,
+        "text_chars": len(article.text),
+        "content_hash": article.content_hash,
+        "published": article.published,
+        "author": article.author,
+        "site_name": article.site_name,
+        "language": article.language,
+        "page_error": article.page_error,
+    }
+
+
+def _story_article(row: Any) -> StoryArticle:
+    return StoryArticle(
+        article_id=row["id"],
+        url=row["url"],
+        feed_url=row["feed_url"],
+        title=row["title"],
+        site=row["site_name"],
+        published=row["published"],
+        text_chars=row["text_chars"],
+        similarity=row["similarity"] if row["similarity"] is not None else 1.0,
+    )
+
+
+def _insert(conn: Connection, statement: Insert) -> int:
+    """Run an INSERT and return the new row's id."""
+    key = conn.execute(statement).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
