@@ -9,6 +9,7 @@ before a server's Retry-After. A small per-feed offset spreads feeds that were a
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -28,7 +29,7 @@ def publishing_interval(entry_dates: Sequence[datetime], now: datetime) -> timed
     ]
     if len(recent) < 2:
         return None
-    gaps = [(a - b).total_seconds() for a, b in zip(recent, recent[1:], strict=False)]
+    gaps = [(a - b).total_seconds() for a, b in itertools.pairwise(recent)]
     return timedelta(seconds=median(gaps) / 2)
 
 
