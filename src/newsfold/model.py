@@ -31,7 +31,8 @@ class FeedState:
     error_kind: str | None = None
     last_checked: datetime | None = None
     next_check: datetime | None = None
-    interval: timedelta | None = None
+    interval: timedelta | None = None  # fixed by the user
+    rate: timedelta | None = None  # learnt from the feed's publishing rate
     entries: int = 0
 
 

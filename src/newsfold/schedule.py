@@ -39,15 +39,13 @@ def next_check_after_success(
     *,
     url: str,
     override: timedelta | None = None,
-    entry_dates: Sequence[datetime] = (),
+    rate: timedelta | None = None,
     ttl: timedelta | None = None,
     max_age_seconds: float | None = None,
 ) -> datetime:
-    interval = override or publishing_interval(entry_dates, now) or settings.default_interval
-    server_floor = max(
-        ttl or timedelta(0),
-        timedelta(seconds=max_age_seconds or 0),
-    )
+    """`rate` is publishing_interval() of the feed's entries, or the one learnt before a 304."""
+    interval = override or rate or settings.default_interval
+    server_floor = max(ttl or timedelta(0), timedelta(seconds=max_age_seconds or 0))
     interval = _clamp(max(interval, server_floor), settings.min_interval, settings.max_interval)
     return now + _spread(interval, url)
 
@@ -68,10 +66,6 @@ def next_check_after_failure(
     if retry_after_seconds:
         backoff = max(backoff, timedelta(seconds=retry_after_seconds))
     return now + _spread(backoff, url)
-
-
-def is_due(next_check: datetime | None, now: datetime) -> bool:
-    return next_check is None or next_check <= now
 
 
 def _clamp(value: timedelta, low: timedelta, high: timedelta) -> timedelta:

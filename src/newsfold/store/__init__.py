@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from newsfold.model import Article, Entry, FeedSource, FeedState, Story
 
@@ -26,6 +26,7 @@ class FeedUpdate:
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
+    rate: timedelta | None = None
     error: str | None = None
     error_kind: str | None = None
 
@@ -110,6 +111,12 @@ class Store(Protocol):
     def stories(self, since: datetime | None, limit: int | None) -> list[Story]: ...
 
     def story(self, story_id: int) -> Story | None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def record_run(
+        self, worker: str, started: datetime, finished: datetime, report: str
+    ) -> None: ...
 
 
 def default_db_path(env: dict[str, str]) -> Path:

@@ -75,7 +75,8 @@ feeds = Table(
     Column("error_kind", String(32)),
     Column("last_checked", UTCDateTime),
     Column("next_check", UTCDateTime),
-    Column("interval_seconds", Float),
+    Column("interval_seconds", Float),  # the user's fixed interval, if any
+    Column("rate_seconds", Float),  # the interval learnt from the feed's publishing rate
     Column("entries", Integer, nullable=False, default=0),
     Column("added_at", UTCDateTime, nullable=False),
     Column("lease_owner", String(64)),

@@ -40,7 +40,15 @@ from newsfold.model import (
     StoryArticle,
 )
 from newsfold.store import Candidate, FeedCommit, FeedUpdate, Folder, schema
-from newsfold.store.schema import articles, dedup_bands, entries, feeds, fingerprints, stories
+from newsfold.store.schema import (
+    articles,
+    dedup_bands,
+    entries,
+    feeds,
+    fingerprints,
+    runs,
+    stories,
+)
 
 SQLITE_BUSY_TIMEOUT_S = 60
 
@@ -244,6 +252,7 @@ class SqlStore:
                 etag=u.etag,
                 last_modified=u.last_modified,
                 body_hash=u.body_hash,
+                rate_seconds=u.rate.total_seconds() if u.rate else None,
             )
         else:
             values.update(
@@ -409,6 +418,31 @@ class SqlStore:
             )
         return result
 
+    # -- runs and stats ------------------------------------------------------------------------
+
+    def record_run(self, worker: str, started: datetime, finished: datetime, report: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                runs.insert().values(
+                    worker=worker, started_at=started, finished_at=finished, report=report
+                )
+            )
+
+    def stats(self) -> dict[str, Any]:
+        with self._read() as conn:
+
+            def count(query: Any) -> int:
+                return int(conn.execute(query).scalar() or 0)
+
+            return {
+                "feeds": count(select(func.count()).select_from(feeds)),
+                "feeds_failing": count(select(func.count()).where(feeds.c.status == "error")),
+                "articles": count(select(func.count()).select_from(articles)),
+                "stories": count(select(func.count()).select_from(stories)),
+                "last_run": conn.execute(select(func.max(runs.c.finished_at))).scalar(),
+                "schema_version": schema.current_version(conn),
+            }
+
 
 class _DedupView:
     """The dedup questions, answered inside the article's own transaction."""
@@ -504,6 +538,7 @@ def _feed_state(row: Any) -> FeedState:
         last_checked=row["last_checked"],
         next_check=row["next_check"],
         interval=timedelta(seconds=interval) if interval else None,
+        rate=timedelta(seconds=row["rate_seconds"]) if row["rate_seconds"] else None,
         entries=row["entries"],
     )
 

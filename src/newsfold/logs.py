@@ -1,0 +1,34 @@
+"""Logging set-up: plain lines for people, JSON lines for log shippers; quiet off a TTY."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        data.update(getattr(record, "fields", {}))
+        return json.dumps(data, ensure_ascii=False)
+
+
+def configure(verbosity: int, log_format: str) -> None:
+    """verbosity: -1 quiet (errors), 0 normal, 1 verbose, 2 debug."""
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
+        max(-1, min(verbosity, 2)), logging.DEBUG
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if log_format == "json" else logging.Formatter("newsfold: %(message)s")
+    )
+    root = logging.getLogger("newsfold")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False

@@ -1,0 +1,311 @@
+"""One run: schedule -> fetch -> parse -> articles -> dedup -> store, feed by feed.
+
+Each due feed is one task. Its feed body is fetched (conditionally) and parsed; its new or edited
+entries' pages are downloaded and extracted while other feeds go on fetching; everything the feed
+produced is then committed in one transaction. A failure anywhere in a feed is recorded on that
+feed and never touches the others; a crash loses at most the feeds in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import socket
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+
+from newsfold import dedup, schedule
+from newsfold.articles import ArticleMaker
+from newsfold.config import Settings
+from newsfold.errors import FetchError, ParseError
+from newsfold.extract import ExtractPool
+from newsfold.fetch import Fetcher
+from newsfold.model import Article, Entry, FeedState, FetchResult, ParsedFeed, RunReport
+from newsfold.parse import parse_feed
+from newsfold.robots import RobotsPolicy
+from newsfold.store import DedupIndex, FeedUpdate, Fold, Store
+from newsfold.store.sql import entry_hash
+from newsfold.urls import canonicalize_url
+
+Clock = Callable[[], datetime]
+LEASE = timedelta(minutes=30)  # a crashed worker's feeds return to the pool after this
+FEED_BACKLOG_FACTOR = 10  # parse this many times the per-run cap, so deferred entries come later
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    include_all: bool = False
+    max_time: timedelta | None = None
+    worker: str = ""
+
+
+class Progress:
+    """Hooks the CLI fills in to show progress; the default does nothing."""
+
+    def feed_done(self, url: str, error: str | None) -> None:
+        return None
+
+
+async def run(
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    options: RunOptions = RunOptions(),
+    progress: Progress | None = None,
+) -> RunReport:
+    """Process every due feed once; returns what was done."""
+    started, started_at = time.monotonic(), clock()
+    report = RunReport()
+    progress = progress or Progress()
+    worker = options.worker or f"{socket.gethostname()}:{id(report):x}"
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsfold-store")
+    async with Fetcher(settings.fetch) as fetcher, ExtractPool(settings.extract) as pool:
+        robots = RobotsPolicy(fetcher, settings.fetch.user_agent, store)
+        runner = _FeedRunner(settings, store, clock, fetcher, pool, robots, writer, report)
+        deadline = None if options.max_time is None else started + options.max_time.total_seconds()
+        await _run_feeds(runner, store, clock, options, worker, deadline, progress)
+    writer.shutdown(wait=True)
+    report.seconds = time.monotonic() - started
+    store.record_run(worker, started_at, clock(), json.dumps(asdict(report)))
+    return report
+
+
+async def _run_feeds(
+    runner: _FeedRunner,
+    store: Store,
+    clock: Clock,
+    options: RunOptions,
+    worker: str,
+    deadline: float | None,
+    progress: Progress,
+) -> None:
+    leases = store.lease_due_feeds(
+        clock(), include_all=options.include_all, worker=worker, lease=LEASE
+    )
+    limit = asyncio.Semaphore(runner.settings.fetch.concurrency * 2)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(feed: FeedState) -> None:
+        try:
+            error = await runner.process(feed)
+            progress.feed_done(feed.url, error)
+        finally:
+            limit.release()
+
+    for feed in leases:
+        await limit.acquire()
+        if deadline is not None and time.monotonic() >= deadline:
+            limit.release()
+            runner.report.stopped_early = True
+            break
+        task = asyncio.create_task(one(feed))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        _done, pending = await asyncio.wait(set(tasks), timeout=remaining)
+        if pending:
+            runner.report.stopped_early = True
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+class _FeedRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        clock: Clock,
+        fetcher: Fetcher,
+        pool: ExtractPool,
+        robots: RobotsPolicy,
+        writer: ThreadPoolExecutor,
+        report: RunReport,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.fetcher = fetcher
+        self.pool = pool
+        self.writer = writer
+        self.report = report
+        self.articles = ArticleMaker(settings, fetcher, pool, robots, report)
+
+    async def process(self, feed: FeedState) -> str | None:
+        """Check one feed; returns its error line, or None when it went well."""
+        try:
+            result = await self.fetcher.fetch(
+                feed.url, etag=feed.etag, last_modified=feed.last_modified
+            )
+            parsed = None if _unchanged(feed, result) else await self._parse(feed, result)
+        except (FetchError, ParseError) as exc:
+            await self._record_failure(feed, exc)
+            return str(exc)
+        if parsed is None:
+            self.report.feeds_not_modified += 1
+            await self._record_unchanged(feed, result)
+            return None
+        await self._record_parsed(feed, result, parsed)
+        self.report.feeds_ok += 1
+        return None
+
+    async def _parse(self, feed: FeedState, result: FetchResult) -> ParsedFeed:
+        assert result.body is not None
+        cap = self.settings.fetch.max_new_per_feed * FEED_BACKLOG_FACTOR
+        return await self.pool.call(
+            parse_feed,
+            result.body,
+            url=result.final_url,
+            content_type=result.content_type,
+            now=self.clock(),
+            max_entries=cap,
+        )
+
+    async def _record_failure(self, feed: FeedState, exc: FetchError | ParseError) -> None:
+        now = self.clock()
+        retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+        next_check = schedule.next_check_after_failure(
+            now,
+            self.settings.schedule,
+            url=feed.url,
+            error_count=feed.error_count + 1,
+            transient=exc.transient,
+            retry_after_seconds=retry_after,
+        )
+        self.report.feeds_failed += 1
+        self.report.count_failure(exc.kind)
+        update = FeedUpdate(
+            feed.id,
+            now,
+            next_check,
+            error=str(exc),
+            error_kind=exc.kind,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            body_hash=feed.body_hash,
+        )
+        await self._commit(update, [], [], {})
+
+    async def _record_unchanged(self, feed: FeedState, result: FetchResult) -> None:
+        now = self.clock()
+        next_check = schedule.next_check_after_success(
+            now,
+            self.settings.schedule,
+            url=feed.url,
+            override=feed.interval,
+            rate=feed.rate,
+            max_age_seconds=result.max_age,
+        )
+        update = FeedUpdate(
+            feed.id,
+            now,
+            next_check,
+            etag=result.etag or feed.etag,
+            last_modified=result.last_modified or feed.last_modified,
+            body_hash=feed.body_hash,
+            rate=feed.rate,
+        )
+        await self._commit(update, [], [], {})
+
+    async def _record_parsed(
+        self, feed: FeedState, result: FetchResult, parsed: ParsedFeed
+    ) -> None:
+        known = await asyncio.to_thread(
+            self.store.entry_hashes, feed.id, [e.key for e in parsed.entries]
+        )
+        changed = [e for e in parsed.entries if known.get(e.key) != entry_hash(e)]
+        cap = self.settings.fetch.max_new_per_feed
+        taken, deferred = changed[:cap], len(changed) - min(len(changed), cap)
+        links = [link for e in taken if e.link and (link := canonicalize_url(e.link))]
+        stored = await asyncio.to_thread(self.store.known_article_urls, links)
+        edited = {e.key for e in taken if e.key in known}
+        made = await self.articles.make(feed, taken, stored, edited)
+        now = self.clock()
+        self.report.entries_new += sum(1 for e in taken if e.key not in known)
+        dates = [e.published for e in parsed.entries if e.published and not e.date_suspect]
+        rate = schedule.publishing_interval(dates, now)
+        next_check = schedule.next_check_after_success(
+            now,
+            self.settings.schedule,
+            url=feed.url,
+            override=feed.interval,
+            rate=rate,
+            ttl=parsed.ttl,
+            max_age_seconds=result.max_age,
+        )
+        if deferred:
+            # Come back soon, and with a full fetch: validators would answer 304 to the backlog.
+            next_check = now + self.settings.schedule.min_interval
+        update = FeedUpdate(
+            feed.id,
+            now,
+            next_check,
+            etag=None if deferred else result.etag,
+            last_modified=None if deferred else result.last_modified,
+            body_hash=None if deferred else _body_hash(result.body),
+            rate=rate,
+        )
+        commit = await self._commit(update, taken, made.articles, made.links)
+        self.report.articles_new += commit.articles_new
+        self.report.stories_new += commit.stories_new
+
+    async def _commit(
+        self,
+        update: FeedUpdate,
+        entries: Sequence[Entry],
+        articles: Sequence[Article],
+        links: dict[str, str],
+    ) -> Any:
+        fingerprints = {a.url: dedup.fingerprint(a.text, self.settings.dedup) for a in articles}
+        articles = [replace(a, content_hash=fingerprints[a.url].text_hash) for a in articles]
+        folder = _Folder(self.settings, fingerprints, self.clock())
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.writer, self.store.record_feed, update, entries, articles, links, folder
+        )
+
+
+class _Folder:
+    """Dedup's decision for one article, taken inside the store's transaction."""
+
+    def __init__(
+        self, settings: Settings, fingerprints: dict[str, dedup.Fingerprint], now: datetime
+    ):
+        self.settings = settings
+        self.fingerprints = fingerprints
+        self.since = now - settings.dedup.window
+
+    def __call__(self, article_id: int, article: Article, index: DedupIndex) -> Fold:
+        fp = self.fingerprints[article.url]
+        keys = tuple(dedup.band_keys(fp, self.settings.dedup))
+        data = fp.to_bytes()
+        exact = index.story_with_text(article.content_hash, article_id)
+        if exact is not None:
+            return Fold(exact, 1.0, data, keys)
+        scored = [
+            (
+                c.story_id,
+                dedup.compare(fp, dedup.Fingerprint.from_bytes(c.fingerprint), self.settings.dedup),
+            )
+            for c in index.candidates(keys, self.since)
+        ]
+        story_id = dedup.choose_story(scored)
+        similarity = max((s.score for sid, s in scored if sid == story_id), default=1.0)
+        return Fold(story_id, similarity if story_id is not None else 1.0, data, keys)
+
+
+def _unchanged(feed: FeedState, result: FetchResult) -> bool:
+    """304, or a 200 with the very body we saw last time (servers whose validators lie)."""
+    if result.not_modified:
+        return True
+    return feed.body_hash is not None and feed.body_hash == _body_hash(result.body)
+
+
+def _body_hash(body: bytes | None) -> str | None:
+    return None if body is None else hashlib.sha256(body).hexdigest()
