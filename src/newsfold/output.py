@@ -148,9 +148,8 @@ def print_stories(stories: list[Story]) -> None:
 def print_story(story: Story) -> None:
     console = _console()
     console.print(f"[bold]{story.title or story.url}[/bold]")
-    console.print(
-        f"story {story.id}, {len(story.articles)} copies, first seen {_short_time(story.first_seen)}"
-    )
+    first_seen = _short_time(story.first_seen)
+    console.print(f"story {story.id}, {len(story.articles)} copies, first seen {first_seen}")
     table = Table(box=None, pad_edge=False)
     table.add_column("sim", justify="right", no_wrap=True)
     table.add_column("outlet", overflow="ellipsis", no_wrap=True, max_width=18)

@@ -14,10 +14,10 @@ import json
 import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from newsfold import dedup, schedule
 from newsfold.articles import ArticleMaker
