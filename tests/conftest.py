@@ -1,0 +1,32 @@
+"""Fixtures shared by every test module: the local HTTP server, the corpus, test settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsfold.config import Settings
+from tests.server import FeedServer
+
+TEST_TIMEOUT = 3.0  # seconds per request: faults end quickly, loopback answers well within it
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[FeedServer]:
+    """One real HTTP/1.1 server on 127.0.0.1 for the whole session (see tests/server.py)."""
+    with FeedServer() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The shared test corpus beside the repository (README.md there describes it)."""
+    return Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Defaults, except that loopback is allowed (the server is on it) and requests time out fast."""
+    return Settings().replace("fetch", allow_private_networks=True, timeout=TEST_TIMEOUT)

@@ -1,0 +1,574 @@
+"""A real HTTP/1.1 server on 127.0.0.1 for newsfold's tests and benchmarks.
+
+    with FeedServer() as server:
+        server.add("/feed.xml", b"<rss>...</rss>")
+        url = server.url("/feed.xml")
+
+Static routes answer conditional GETs (ETag from the body, Last-Modified from the time they were
+added) and can send gzip to clients that accept it. Fault routes live under /fault/:
+
+    /fault/status/<code>        that status (429 and 503 send Retry-After: 2)
+    /fault/delay/<seconds>      a small feed after a pause (for concurrency checks)
+    /fault/slow                 headers, then one body byte every 0.5 s for a very long time
+    /fault/never-ending         a chunked body that never ends
+    /fault/huge                 50 MB, announced by Content-Length
+    /fault/huge-chunked         50 MB, without Content-Length
+    /fault/gzip-bomb            ~120 KB of gzip that inflates to 120 MB (Content-Encoding: gzip)
+    /fault/redirect-loop        302 to /fault/redirect-loop/back, which 302s back
+    /fault/redirect-chain/<n>   n hops of 302, then a small feed at /fault/redirect-chain/0
+    /fault/redirect-private     302 to http://10.0.0.1/feed.xml
+    /fault/redirect-private/link-local   302 to http://169.254.169.254/latest/meta-data/
+    /fault/redirect-scheme      302 to file:///etc/passwd
+    /fault/html /fault/empty /fault/binary   an HTML page, an empty 200, random bytes
+    /fault/lying-length         Content-Length larger than the body, then the connection closes
+    /fault/closed-mid-body      a chunked body cut off without its last chunk
+    /fault/timeout              no headers for a very long time
+
+Fetch the redirect-private routes only with the private-address guard ON: a client that follows
+them would otherwise send packets to 10.0.0.1 or 169.254.169.254, which a test must never do.
+Every endless route stops when the client goes away or the server stops.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.utils import formatdate, parsedate_to_datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import urlsplit
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+SMALL_FEED = (
+    b'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>t</title>'
+    b"<link>http://example.com/</link><item><title>one</title>"
+    b"<link>http://example.com/1</link><guid>1</guid></item></channel></rss>\n"
+)
+HTML_PAGE = (
+    b"<!doctype html><html><head><title>Not a feed</title></head>"
+    b"<body><h1>Welcome</h1><p>This is a web page, not a feed.</p></body></html>\n"
+)
+DRIP_INTERVAL = 0.5  # seconds between two bytes of /fault/slow
+LONG_WAIT = 600.0  # seconds a stalling route waits: far beyond any client timeout
+HUGE_SIZE = 50 * 1024 * 1024
+BOMB_SIZE = 120 * 1024 * 1024
+CHUNK = 64 * 1024
+
+Handler = Callable[["RequestHandler"], None]
+FEED_TYPES = {
+    ".json": "application/feed+json",
+    ".atom": "application/atom+xml",
+    ".rss": "application/rss+xml",
+    ".rdf": "application/rdf+xml",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A static answer; `gzipped` is the body compressed, when the route offers gzip."""
+
+    body: bytes
+    content_type: str
+    status: int
+    headers: dict[str, str]
+    etag: str
+    last_modified: str
+    gzipped: bytes | None = None
+
+
+def make_route(
+    body: bytes,
+    *,
+    content_type: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    gzipped: bytes | None = None,
+) -> Route:
+    return Route(
+        body=body,
+        content_type=content_type,
+        status=status,
+        headers=dict(headers or {}),
+        etag='"' + hashlib.sha256(body).hexdigest()[:20] + '"',
+        last_modified=formatdate(time.time(), usegmt=True),
+        gzipped=gzipped,
+    )
+
+
+class QuietServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that does not print tracebacks when a client hangs up."""
+
+    daemon_threads = True
+    stopping: threading.Event
+    owner: FeedServer
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    """Dispatches to static routes, custom handlers, then the fault routes."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive
+    timeout = 30  # an idle keep-alive connection's thread ends after this
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
+    server: QuietServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Silence the per-request log line."""
+
+    def do_GET(self) -> None:
+        self.server.owner._serve(self)
+
+    def do_HEAD(self) -> None:
+        self.server.owner._serve(self)
+
+    # Helpers for handlers, built-in and custom.
+
+    @property
+    def stopping(self) -> threading.Event:
+        return self.server.stopping
+
+    def send_body(
+        self,
+        body: bytes,
+        *,
+        status: int = 200,
+        content_type: str = "application/xml",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """A complete answer with Content-Length; the body is left out for HEAD."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    def send_redirect(self, location: str, status: int = 302) -> None:
+        self.send_body(b"", status=status, content_type="text/plain", headers={"Location": location})
+
+    def send_chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep unless the server stops; True when it is time to give up."""
+        return self.stopping.wait(seconds)
+
+
+class FeedServer:
+    """A threaded HTTP/1.1 server on 127.0.0.1, port chosen by the system."""
+
+    def __init__(self) -> None:
+        self._routes: dict[str, Route] = {}
+        self._handlers: dict[str, Handler] = {}
+        self._lock = threading.Lock()
+        self._requests: list[tuple[str, str, dict[str, str]]] = []
+        self._spans: list[tuple[str, float, float]] = []
+        self._httpd: QuietServer | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+    # Lifecycle.
+
+    def start(self) -> FeedServer:
+        httpd = QuietServer(("127.0.0.1", 0), RequestHandler)
+        httpd.stopping = threading.Event()
+        httpd.owner = self
+        self._httpd = httpd
+        self.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        self._thread = threading.Thread(target=httpd.serve_forever, name="feed-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._httpd.stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._httpd = None
+
+    def __enter__(self) -> FeedServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # Routes.
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def add(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        content_type: str = "application/xml",
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        gzip: bool = False,
+    ) -> str:
+        """Serve `body` at `path` (a query string is part of the key); returns the URL."""
+        gzipped = compress(body) if gzip else None
+        route = make_route(
+            body, content_type=content_type, status=status, headers=headers, gzipped=gzipped
+        )
+        return self._add_route(path, route)
+
+    def add_html_gz(self, path: str, file: Path, *, encoded: bool = False) -> str:
+        """Serve a stored .html.gz page decompressed; `encoded` also offers the gzip bytes as is."""
+        raw = file.read_bytes()
+        route = make_route(
+            gzip.decompress(raw), content_type="text/html", gzipped=raw if encoded else None
+        )
+        return self._add_route(path, route)
+
+    def add_handler(self, path: str, fn: Handler) -> str:
+        """Let `fn(request_handler)` write the whole answer for `path`; returns the URL."""
+        with self._lock:
+            self._handlers[path] = fn
+        return self.url(path)
+
+    def _add_route(self, path: str, route: Route) -> str:
+        with self._lock:
+            self._routes[path] = route
+        return self.url(path)
+
+    # What the server saw.
+
+    @property
+    def requests(self) -> list[tuple[str, str, dict[str, str]]]:
+        """(method, path, headers) of every request so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def count(self, path: str) -> int:
+        """How many requests asked for exactly `path`."""
+        return sum(1 for _, seen, _ in self.requests if seen == path)
+
+    def peak_concurrency(self, prefix: str) -> int:
+        """Most requests under `prefix` that were in flight at one moment."""
+        with self._lock:
+            spans = [(start, end) for path, start, end in self._spans if path.startswith(prefix)]
+        events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+        peak = current = 0
+        for _, step in events:
+            current += step
+            peak = max(peak, current)
+        return peak
+
+    # Dispatch.
+
+    def _serve(self, handler: RequestHandler) -> None:
+        path = handler.path
+        with self._lock:
+            self._requests.append((handler.command, path, dict(handler.headers.items())))
+        started = time.monotonic()
+        try:
+            self._dispatch(handler, path)
+        finally:
+            with self._lock:
+                self._spans.append((path, started, time.monotonic()))
+
+    def _dispatch(self, handler: RequestHandler, path: str) -> None:
+        bare = urlsplit(path).path
+        with self._lock:
+            fn = self._handlers.get(path) or self._handlers.get(bare)
+            route = self._routes.get(path) or self._routes.get(bare)
+        if fn is not None:
+            fn(handler)
+        elif route is not None:
+            serve_static(handler, route)
+        else:
+            serve_fault(handler, bare)
+
+
+def compress(body: bytes) -> bytes:
+    return gzip.compress(body, compresslevel=6, mtime=0)
+
+
+def serve_static(handler: RequestHandler, route: Route) -> None:
+    validators = {"ETag": route.etag, "Last-Modified": route.last_modified}
+    if route.status == 200 and not_modified(handler, route):
+        handler.send_response(304)
+        for name, value in validators.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        return
+    headers = {**validators, **route.headers}
+    body = route.body
+    if route.gzipped is not None:
+        headers["Vary"] = "Accept-Encoding"
+        if "gzip" in handler.headers.get("Accept-Encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            body = route.gzipped
+    handler.send_body(body, status=route.status, content_type=route.content_type, headers=headers)
+
+
+def not_modified(handler: RequestHandler, route: Route) -> bool:
+    """RFC 9110 precedence: If-None-Match decides when present, else If-Modified-Since."""
+    if_none_match = handler.headers.get("If-None-Match")
+    if if_none_match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        return "*" in tags or route.etag in tags
+    if_modified_since = handler.headers.get("If-Modified-Since")
+    if if_modified_since is None:
+        return False
+    try:
+        since = parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError):
+        return False
+    return parsedate_to_datetime(route.last_modified) <= since
+
+
+# Fault routes.
+
+
+def serve_fault(handler: RequestHandler, path: str) -> None:
+    name, _, arg = path.removeprefix("/fault/").partition("/")
+    fault = FAULTS.get(name) if path.startswith("/fault/") else None
+    if fault is None:
+        handler.send_body(b"not found\n", status=404, content_type="text/plain")
+        return
+    fault(handler, arg)
+
+
+def fault_status(handler: RequestHandler, arg: str) -> None:
+    code = int(arg) if arg.isdigit() else 400
+    headers = {"Retry-After": "2"} if code in (429, 503) else {}
+    try:
+        phrase = HTTPStatus(code).phrase
+    except ValueError:
+        phrase = ""
+    if code in (204, 304):
+        handler.send_response(code)
+        handler.end_headers()
+        return
+    body = f"{code} {phrase}\n".encode()
+    handler.send_body(body, status=code, content_type="text/plain", headers=headers)
+
+
+def fault_delay(handler: RequestHandler, arg: str) -> None:
+    if handler.wait(float(arg or "1")):
+        return
+    handler.send_body(SMALL_FEED)
+
+
+def fault_slow(handler: RequestHandler, _: str) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/xml")
+    handler.send_header("Content-Length", "100000")
+    handler.end_headers()
+    handler.wfile.flush()
+    while not handler.wait(DRIP_INTERVAL):
+        handler.wfile.write(b"<")
+        handler.wfile.flush()
+    handler.close_connection = True
+
+
+def start_chunked(handler: RequestHandler, headers: dict[str, str] | None = None) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/xml")
+    handler.send_header("Transfer-Encoding", "chunked")
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.end_headers()
+
+
+def fault_never_ending(handler: RequestHandler, _: str) -> None:
+    start_chunked(handler)
+    block = b"<item>" + b"x" * (CHUNK - 13) + b"</item>"
+    while not handler.stopping.is_set():
+        handler.send_chunk(block)
+    handler.close_connection = True
+
+
+def fault_huge(handler: RequestHandler, _: str) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/xml")
+    handler.send_header("Content-Length", str(HUGE_SIZE))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        for block in blocks(HUGE_SIZE, handler):
+            handler.wfile.write(block)
+
+
+def fault_huge_chunked(handler: RequestHandler, _: str) -> None:
+    start_chunked(handler)
+    for block in blocks(HUGE_SIZE, handler):
+        handler.send_chunk(block)
+    handler.wfile.write(b"0\r\n\r\n")
+
+
+def blocks(total: int, handler: RequestHandler) -> Iterator[bytes]:
+    block = b" " * CHUNK
+    for _ in range(total // CHUNK):
+        if handler.stopping.is_set():
+            return
+        yield block
+
+
+_bomb_lock = threading.Lock()
+_bomb: list[bytes] = []
+
+
+def gzip_bomb() -> bytes:
+    """BOMB_SIZE zero bytes as gzip, built once (about 120 KB)."""
+    with _bomb_lock:
+        if not _bomb:
+            packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
+            zeros = bytes(1024 * 1024)
+            parts = [packer.compress(zeros) for _ in range(BOMB_SIZE // len(zeros))]
+            _bomb.append(b"".join(parts) + packer.flush())
+        return _bomb[0]
+
+
+def fault_gzip_bomb(handler: RequestHandler, _: str) -> None:
+    headers = {"Content-Encoding": "gzip"}
+    handler.send_body(gzip_bomb(), headers=headers)
+
+
+def fault_redirect_loop(handler: RequestHandler, arg: str) -> None:
+    handler.send_redirect("/fault/redirect-loop" if arg else "/fault/redirect-loop/back")
+
+
+def fault_redirect_chain(handler: RequestHandler, arg: str) -> None:
+    hops = int(arg) if arg.isdigit() else 0
+    if hops == 0:
+        handler.send_body(SMALL_FEED)
+    else:
+        handler.send_redirect(f"/fault/redirect-chain/{hops - 1}")
+
+
+def fault_redirect_private(handler: RequestHandler, arg: str) -> None:
+    if arg == "link-local":
+        handler.send_redirect("http://169.254.169.254/latest/meta-data/")
+    else:
+        handler.send_redirect("http://10.0.0.1/feed.xml")
+
+
+def fault_redirect_scheme(handler: RequestHandler, _: str) -> None:
+    handler.send_redirect("file:///etc/passwd")
+
+
+def fault_html(handler: RequestHandler, _: str) -> None:
+    handler.send_body(HTML_PAGE, content_type="text/html; charset=utf-8")
+
+
+def fault_empty(handler: RequestHandler, _: str) -> None:
+    handler.send_body(b"")
+
+
+def fault_binary(handler: RequestHandler, _: str) -> None:
+    body = b"\x89PNG\r\n\x1a\n" + os.urandom(4096)
+    handler.send_body(body, content_type="application/octet-stream")
+
+
+def fault_lying_length(handler: RequestHandler, _: str) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/xml")
+    handler.send_header("Content-Length", str(len(SMALL_FEED) * 10))
+    handler.end_headers()
+    handler.wfile.write(SMALL_FEED)
+    handler.close_connection = True
+
+
+def fault_closed_mid_body(handler: RequestHandler, _: str) -> None:
+    start_chunked(handler)
+    handler.send_chunk(SMALL_FEED[: len(SMALL_FEED) // 2])
+    handler.close_connection = True
+
+
+def fault_timeout(handler: RequestHandler, _: str) -> None:
+    handler.wait(LONG_WAIT)
+    handler.close_connection = True
+
+
+FAULTS: dict[str, Callable[[RequestHandler, str], None]] = {
+    "status": fault_status,
+    "delay": fault_delay,
+    "slow": fault_slow,
+    "never-ending": fault_never_ending,
+    "huge": fault_huge,
+    "huge-chunked": fault_huge_chunked,
+    "gzip-bomb": fault_gzip_bomb,
+    "redirect-loop": fault_redirect_loop,
+    "redirect-chain": fault_redirect_chain,
+    "redirect-private": fault_redirect_private,
+    "redirect-scheme": fault_redirect_scheme,
+    "html": fault_html,
+    "empty": fault_empty,
+    "binary": fault_binary,
+    "lying-length": fault_lying_length,
+    "closed-mid-body": fault_closed_mid_body,
+    "timeout": fault_timeout,
+}
+
+
+# The corpus.
+
+
+def corpus_files(kind: str, corpus: Path = CORPUS) -> list[Path]:
+    """Every file of one `kind` ("feed", "article", "truth") listed in the corpus manifest."""
+    with (corpus / "manifest.jsonl").open(encoding="utf-8") as manifest:
+        entries = [json.loads(line) for line in manifest if line.strip()]
+    return [corpus / entry["path"] for entry in entries if entry["kind"] == kind]
+
+
+def serve_corpus_feeds(server: FeedServer, corpus: Path = CORPUS) -> dict[Path, str]:
+    """Serve every corpus feed at /feeds/<path under feeds/>; maps each file to its URL."""
+    root = corpus / "feeds"
+    return {
+        file: server.add(
+            "/feeds/" + file.relative_to(root).as_posix(),
+            file.read_bytes(),
+            content_type=FEED_TYPES.get(file.suffix, "application/xml"),
+        )
+        for file in corpus_files("feed", corpus)
+    }
+
+
+def serve_corpus_articles(
+    server: FeedServer, corpus: Path = CORPUS, *, encoded: bool = False
+) -> dict[Path, str]:
+    """Serve every corpus .html.gz page at /articles/<path without .gz>; maps file to URL."""
+    root = corpus / "articles"
+    return {
+        file: server.add_html_gz(
+            "/articles/" + file.relative_to(root).as_posix().removesuffix(".gz"),
+            file,
+            encoded=encoded,
+        )
+        for file in corpus_files("article", corpus)
+        if file.name.endswith(".gz")
+    }
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (for connection-refused checks)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
