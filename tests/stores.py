@@ -1,0 +1,68 @@
+"""Store fixtures: a real SQLite file, and a real PostgreSQL schema when the server is reachable.
+
+PostgreSQL is found at NEWSFOLD_TEST_PG (default postgresql://root@127.0.0.1:5432/test); each test
+gets a schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from newsfold.store import Store, open_store
+
+PG_URL = os.environ.get("NEWSFOLD_TEST_PG", "postgresql://root@127.0.0.1:5432/test")
+
+
+def pg_reachable() -> bool:
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_available() -> bool:
+    return pg_reachable()
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'newsfold.db'}"
+
+
+@pytest.fixture
+def pg_url(pg_available: bool) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh, empty schema."""
+    if not pg_available:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_URL}; .ci/run starts it")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path)
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url)
+    opened.migrate()
+    try:
+        yield opened
+    finally:
+        opened.close()
