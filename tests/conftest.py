@@ -10,6 +10,8 @@ import pytest
 from newsfold.config import Settings
 from tests.server import FeedServer
 
+pytest_plugins = ["tests.stores"]
+
 TEST_TIMEOUT = 3.0  # seconds per request: faults end quickly, loopback answers well within it
 
 
@@ -28,5 +30,5 @@ def corpus() -> Path:
 
 @pytest.fixture
 def settings() -> Settings:
-    """Defaults, except that loopback is allowed (the server is on it) and requests time out fast."""
+    """Defaults, but loopback allowed (the server is on it) and short request timeouts."""
     return Settings().replace("fetch", allow_private_networks=True, timeout=TEST_TIMEOUT)

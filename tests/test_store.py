@@ -12,7 +12,7 @@ from newsfold.errors import LockedError, StoreError
 from newsfold.model import Article, Entry, FeedSource
 from newsfold.store import DedupIndex, FeedUpdate, Fold, Store, open_store, schema
 from newsfold.store.sql import SqlStore
-from tests.stores import pg_available, pg_url, sqlite_url, store, store_url  # noqa: F401
+from tests.stores import sqlite_url
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -200,7 +200,7 @@ def test_failure_is_counted_and_keeps_validators(store: Store) -> None:
     store.add_feed(FeedSource("https://a.example/feed"), NOW)
     fid = feed_id(store, "https://a.example/feed")
     store.record_feed(ok(fid), [], [], {}, new_story_each_time)
-    for attempt in range(2):
+    for _ in range(2):
         store.record_feed(
             FeedUpdate(
                 fid,
