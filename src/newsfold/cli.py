@@ -349,3 +349,75 @@ def stats(obj: Context, as_json: bool) -> None:
         return
     for key, value in counts.items():
         click.echo(f"{key.replace('_', ' '):<16} {value if value is not None else '-'}")
+
+
+@cli.command("config")
+@click.option("--example", is_flag=True, help="Print every setting at its default, commented.")
+@click.pass_obj
+def config_cmd(obj: Context, example: bool) -> None:
+    """Print the settings in force (file + environment) as TOML."""
+    from newsfold import configdoc
+
+    click.echo(
+        configdoc.example_toml() if example else configdoc.effective_toml(obj.settings), nl=False
+    )
+
+
+# -- dedup: explain and redo -----------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("url1")
+@click.argument("url2")
+@click.pass_obj
+def explain(obj: Context, url1: str, url2: str) -> None:
+    """Why two stored articles did or did not fold: Jaccard, containment, facts."""
+    from newsfold import dedup
+    from newsfold.urls import canonicalize_url
+
+    settings = obj.settings.dedup
+    with obj.store() as store:
+        found = [(url, store.article_text(canonicalize_url(url) or url)) for url in (url1, url2)]
+    for url, item in found:
+        if item is None:
+            raise click.ClickException(f"{url}: not in the store")
+    (a, story_a), (b, story_b) = (item for _, item in found if item is not None)
+    similarity = dedup.compare(
+        dedup.fingerprint(a.text, settings), dedup.fingerprint(b.text, settings), settings
+    )
+    jaccard, containment = dedup.exact_similarity(a.text, b.text, settings)
+    verdict = "fold" if similarity.folds else "do not fold"
+    stored = "the same story" if story_a == story_b else "different stories"
+    sim = similarity
+    click.echo(f"estimated  Jaccard {sim.jaccard_est:.3f}  containment {sim.containment_est:.3f}")
+    click.echo(f"exact      Jaccard {jaccard:.3f}  containment {containment:.3f}")
+    click.echo(f"facts      overlap {similarity.fact_overlap:.3f}")
+    click.echo(f"verdict    {verdict}: {similarity.reason}")
+    click.echo(f"stored in  {stored} ({story_a}, {story_b})")
+
+
+@cli.command()
+@click.option("--since", default="7d", show_default=True, help="Refold articles first seen since.")
+@click.pass_obj
+def refold(obj: Context, since: str) -> None:
+    """Recompute stories after a change of [dedup] settings."""
+    from newsfold import pipeline
+
+    window = _duration(since, "--since")
+    assert window is not None
+    with obj.store() as store, store.run_lock(wait=True):
+        count = pipeline.refold(obj.settings, store, utcnow() - window, utcnow())
+    click.echo(f"refolded {count} articles")
+
+
+@cli.command()
+@click.pass_obj
+def check(obj: Context) -> None:
+    """Verify the store's integrity and schema version (exit 1 on a problem)."""
+    with obj.store() as store:
+        problems = store.check()
+    for problem in problems:
+        click.echo(f"newsfold: {problem}", err=True)
+    if problems:
+        raise SystemExit(EXIT_FAILED)
+    click.echo("store ok")

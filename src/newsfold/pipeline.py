@@ -70,6 +70,7 @@ async def run(
         deadline = None if options.max_time is None else started + options.max_time.total_seconds()
         await _run_feeds(runner, store, clock, options, worker, deadline, progress)
     writer.shutdown(wait=True)
+    store.prune_dedup(clock() - settings.dedup.window)
     report.seconds = time.monotonic() - started
     store.record_run(worker, started_at, clock(), json.dumps(asdict(report)))
     return report
@@ -263,41 +264,53 @@ class _FeedRunner:
         links: dict[str, str],
     ) -> Any:
         fingerprints = {a.url: dedup.fingerprint(a.text, self.settings.dedup) for a in articles}
-        articles = [replace(a, content_hash=fingerprints[a.url].text_hash) for a in articles]
-        folder = _Folder(self.settings, fingerprints, self.clock())
+        articles = [replace(a, content_hash=fingerprints[a.url].text_hash.hex()) for a in articles]
+        folder = Folder(self.settings, self.clock(), fingerprints)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self.writer, self.store.record_feed, update, entries, articles, links, folder
         )
 
 
-class _Folder:
-    """Dedup's decision for one article, taken inside the store's transaction."""
+class Folder:
+    """Dedup's decision for one article, taken inside the store's transaction.
+
+    Exact layer first (the same normalised text is the same story), then LSH candidates within
+    the window, each verified by dedup.compare; dedup.choose_story picks one story or none.
+    Fingerprints are computed before the transaction where possible, to keep it short.
+    """
 
     def __init__(
-        self, settings: Settings, fingerprints: dict[str, dedup.Fingerprint], now: datetime
-    ):
-        self.settings = settings
-        self.fingerprints = fingerprints
+        self,
+        settings: Settings,
+        now: datetime,
+        fingerprints: dict[str, dedup.Fingerprint] | None = None,
+    ) -> None:
+        self.settings = settings.dedup
+        self.fingerprints = fingerprints or {}
         self.since = now - settings.dedup.window
 
     def __call__(self, article_id: int, article: Article, index: DedupIndex) -> Fold:
-        fp = self.fingerprints[article.url]
-        keys = tuple(dedup.band_keys(fp, self.settings.dedup))
-        data = fp.to_bytes()
+        fp = self.fingerprints.get(article.url) or dedup.fingerprint(article.text, self.settings)
+        keys = tuple(dedup.band_keys(fp, self.settings))
         exact = index.story_with_text(article.content_hash, article_id)
         if exact is not None:
-            return Fold(exact, 1.0, data, keys)
+            return Fold(exact, 1.0, fp.to_bytes(), keys)
         scored = [
             (
                 c.story_id,
-                dedup.compare(fp, dedup.Fingerprint.from_bytes(c.fingerprint), self.settings.dedup),
+                dedup.compare(fp, dedup.Fingerprint.from_bytes(c.fingerprint), self.settings),
             )
             for c in index.candidates(keys, self.since)
         ]
         story_id = dedup.choose_story(scored)
-        similarity = max((s.score for sid, s in scored if sid == story_id), default=1.0)
-        return Fold(story_id, similarity if story_id is not None else 1.0, data, keys)
+        similarity = max((sim.score for sid, sim in scored if sid == story_id), default=1.0)
+        return Fold(story_id, similarity, fp.to_bytes(), keys)
+
+
+def refold(settings: Settings, store: Store, since: datetime, now: datetime) -> int:
+    """Recompute the stories of articles first seen since `since` (after a settings change)."""
+    return store.refold(since, Folder(settings, now))
 
 
 def _unchanged(feed: FeedState, result: FetchResult) -> bool:

@@ -46,6 +46,7 @@ from newsfold.store.schema import (
     entries,
     feeds,
     fingerprints,
+    robots,
     runs,
     stories,
 )
@@ -418,6 +419,95 @@ class SqlStore:
             )
         return result
 
+    def article_text(self, url: str) -> tuple[Article, int | None] | None:
+        """A stored article (for `explain`) and its story id."""
+        with self._read() as conn:
+            row = conn.execute(select(articles).where(articles.c.url == url)).first()
+        return None if row is None else (_article(row._mapping), row.story_id)
+
+    # -- dedup maintenance ---------------------------------------------------------------------
+
+    def prune_dedup(self, before: datetime) -> int:
+        """Drop LSH band rows older than the window: nothing will be compared with them again."""
+        with self._write() as conn:
+            return int(
+                conn.execute(delete(dedup_bands).where(dedup_bands.c.seen_at < before)).rowcount
+            )
+
+    def refold(self, since: datetime, fold: Folder) -> int:
+        """Fold again every article first seen since `since`, oldest first; returns how many.
+
+        Their stories are emptied and removed, then each article is placed as if it were new, in
+        its original order; stories of older articles keep their ids. One transaction: a failed
+        refold leaves the stories as they were.
+        """
+        with self._write() as conn:
+            rows = conn.execute(
+                select(articles)
+                .where(articles.c.first_seen >= since)
+                .order_by(articles.c.first_seen, articles.c.id)
+            ).all()
+            ids = [row.id for row in rows]
+            for chunk in _chunks(ids):
+                conn.execute(delete(dedup_bands).where(dedup_bands.c.article_id.in_(chunk)))
+                conn.execute(delete(fingerprints).where(fingerprints.c.article_id.in_(chunk)))
+                conn.execute(update(articles).where(articles.c.id.in_(chunk)).values(story_id=None))
+            self._drop_empty_stories(conn)
+            for row in rows:
+                self._place_in_story(conn, row.id, _article(row._mapping), fold, row.first_seen)
+            self._recount_stories(conn)
+        return len(rows)
+
+    def _drop_empty_stories(self, conn: Connection) -> None:
+        members = select(articles.c.id).where(articles.c.story_id == stories.c.id).exists()
+        conn.execute(delete(stories).where(~members))
+
+    def _recount_stories(self, conn: Connection) -> None:
+        count = select(func.count()).where(articles.c.story_id == stories.c.id).scalar_subquery()
+        conn.execute(update(stories).values(article_count=count))
+
+    # -- robots.txt ----------------------------------------------------------------------------
+
+    def get_robots(self, host: str) -> tuple[str | None, datetime, int] | None:
+        with self._read() as conn:
+            row = conn.execute(select(robots).where(robots.c.host == host)).first()
+        return None if row is None else (row.body, row.expires, row.status)
+
+    def put_robots(self, host: str, body: str | None, status: int, expires: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(delete(robots).where(robots.c.host == host))
+            conn.execute(
+                robots.insert().values(host=host, body=body, status=status, expires=expires)
+            )
+
+    # -- integrity -----------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Problems found in the store (empty when it is sound): file integrity and invariants."""
+        problems: list[str] = []
+        with self._read() as conn:
+            if self.is_sqlite:
+                result = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check")]
+                if result != ["ok"]:
+                    problems += [f"integrity: {line}" for line in result]
+                problems += [
+                    f"foreign key: {r[0]} row {r[1]} points to a missing {r[2]}"
+                    for r in conn.exec_driver_sql("PRAGMA foreign_key_check")
+                ]
+            version = schema.current_version(conn)
+            if version != schema.LATEST:
+                problems.append(f"schema version {version}, expected {schema.LATEST}")
+            unfolded = conn.execute(
+                select(func.count()).where(articles.c.story_id.is_(None))
+            ).scalar()
+            if unfolded:
+                problems.append(f"{unfolded} articles belong to no story")
+            members = select(articles.c.id).where(articles.c.story_id == stories.c.id).exists()
+            empty = conn.execute(select(func.count()).select_from(stories).where(~members)).scalar()
+            if empty:
+                problems.append(f"{empty} stories have no article")
+        return problems
+
     # -- runs and stats ------------------------------------------------------------------------
 
     def record_run(self, worker: str, started: datetime, finished: datetime, report: str) -> None:
@@ -557,6 +647,23 @@ def _article_values(article: Article) -> dict[str, Any]:
         "language": article.language,
         "page_error": article.page_error,
     }
+
+
+def _article(row: Any) -> Article:
+    return Article(
+        url=row["url"],
+        feed_id=0,
+        entry_key="",
+        title=row["title"],
+        text=row["text"],
+        text_source=row["text_source"],
+        published=row["published"],
+        author=row["author"],
+        site_name=row["site_name"],
+        language=row["language"],
+        page_error=row["page_error"],
+        content_hash=row["content_hash"],
+    )
 
 
 def _story_article(row: Any) -> StoryArticle:
