@@ -1,0 +1,354 @@
+"""The fetch stage: one bounded, polite HTTP GET per call; every failure is a FetchError.
+
+    async with Fetcher(settings.fetch) as fetcher:
+        result = await fetcher.fetch(url, etag=state.etag, last_modified=state.last_modified)
+
+Bounds and manners, all from FetchSettings:
+- one deadline for the whole request, body and redirect hops included (httpx's own timeouts are
+  per operation, so a server dripping one byte a second would never trip them);
+- a body cap counted on decompressed bytes while streaming, so a gzip bomb stops early;
+- redirects followed here, one hop at a time, each hop's URL and address checked;
+- only http and https, and only public addresses unless allow_private_networks (see netguard);
+- requests in flight capped overall and per host, for feeds and article pages alike;
+- conditional GET: a 304 comes back as a FetchResult without a body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import socket
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import NamedTuple, Self
+
+import httpx
+
+from newsfold.config import FetchSettings
+from newsfold.errors import FetchError
+from newsfold.model import FetchResult
+from newsfold.netguard import AddressRefused, guarded_transport
+
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, "
+    "application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.9, "
+    "application/json;q=0.8, */*;q=0.5"
+)
+HTML_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+# Active feeds do answer 404 for a while and come back; 408, 425, 429 and 5xx say "later".
+TRANSIENT_CODES = frozenset({404, 408, 425, 429})
+RETRY_AFTER_CODES = frozenset({429, 503})
+
+
+class Fetcher:
+    """One shared httpx client and the slots that keep every request within the limits."""
+
+    def __init__(
+        self, settings: FetchSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        """`transport` replaces the network (tests of faults a real server cannot make)."""
+        self._settings = settings
+        self._client = httpx.AsyncClient(
+            transport=transport or default_transport(settings),
+            headers={"User-Agent": settings.user_agent},
+            timeout=httpx.Timeout(settings.timeout),
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        accept: str = FEED_ACCEPT,
+    ) -> FetchResult:
+        """GET `url`, following redirects; a 2xx or a 304 is returned, anything else raised."""
+        headers = request_headers(accept, etag, last_modified)
+        budget = Budget(self._settings.timeout)
+        target = checked_url(url, url)
+        seen = {target}
+        for _ in range(self._settings.max_redirects + 1):
+            answer = await self._request(url, target, headers, budget)
+            if isinstance(answer, FetchResult):
+                return keep_validators(answer, etag, last_modified)
+            target = checked_url(url, answer.location, answer.base)
+            if target in seen:
+                raise FetchError(
+                    url, f"redirect loop at {target}", kind="redirects", transient=False
+                )
+            seen.add(target)
+        raise FetchError(
+            url,
+            f"more than {self._settings.max_redirects} redirects (last to {target})",
+            kind="redirects",
+            transient=False,
+        )
+
+    async def _request(
+        self, url: str, target: httpx.URL, headers: dict[str, str], budget: Budget
+    ) -> FetchResult | Redirect:
+        """One hop: a result, or where to go next."""
+        async with self._host_slot(target.host), self._slots:
+            with translate_failures(url, target, self._settings.timeout):
+                async with (
+                    budget.running(),
+                    self._client.stream("GET", target, headers=headers) as response,
+                ):
+                    return await self._answer(url, response)
+
+    def _host_slot(self, host: str) -> asyncio.Semaphore:
+        slot = self._host_slots.get(host)
+        if slot is None:
+            slot = self._host_slots[host] = asyncio.Semaphore(self._settings.per_host)
+        return slot
+
+    async def _answer(self, url: str, response: httpx.Response) -> FetchResult | Redirect:
+        status = response.status_code
+        location = response.headers.get("location")
+        if status in REDIRECT_CODES and location:
+            return Redirect(response.url, location)
+        now = datetime.now(UTC)
+        if status == 304:
+            return fetch_result(url, response, None, now)
+        if 200 <= status < 300:
+            return fetch_result(url, response, await self._read_body(url, response), now)
+        raise status_error(url, response, self._settings.max_retry_after.total_seconds(), now)
+
+    async def _read_body(self, url: str, response: httpx.Response) -> bytes:
+        """The decompressed body, stopped as soon as it passes the cap."""
+        cap = self._settings.max_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise too_large(url, response, cap)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise too_large(url, response, cap)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def default_transport(settings: FetchSettings) -> httpx.AsyncHTTPTransport:
+    # Connections never wait for the pool: the semaphores admit at most `concurrency` requests.
+    limits = httpx.Limits(
+        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+    )
+    if settings.allow_private_networks:
+        return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    return guarded_transport(limits)
+
+
+class Redirect(NamedTuple):
+    base: httpx.URL  # the URL that answered with the redirect
+    location: str  # the Location header as sent, maybe relative
+
+
+class Budget:
+    """The time one fetch may spend on the wire; waiting for a free slot does not count."""
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(self.left):
+                yield
+        finally:
+            self.left -= loop.time() - started
+
+
+def request_headers(accept: str, etag: str | None, last_modified: str | None) -> dict[str, str]:
+    headers = {"Accept": accept}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    return headers
+
+
+def checked_url(url: str, candidate: str, base: httpx.URL | None = None) -> httpx.URL:
+    """`candidate` (the URL asked for, or a Location relative to `base`) if it is http(s)."""
+    try:
+        target = base.join(candidate) if base else httpx.URL(candidate)
+    except httpx.InvalidURL as exc:
+        raise FetchError(url, f"not a valid URL: {exc}", kind="url", transient=False) from None
+    if target.scheme not in ("http", "https"):
+        cause = f"refused: {candidate} is not an http or https URL"
+        raise FetchError(url, cause, kind="blocked", transient=False)
+    if not target.host:
+        raise FetchError(url, f"not a valid URL: {candidate}", kind="url", transient=False)
+    return target
+
+
+def keep_validators(
+    result: FetchResult, etag: str | None, last_modified: str | None
+) -> FetchResult:
+    """A 304 that leaves out ETag or Last-Modified still means the ones sent are current."""
+    if not result.not_modified:
+        return result
+    return dataclasses.replace(
+        result,
+        etag=result.etag or etag,
+        last_modified=result.last_modified or last_modified,
+    )
+
+
+def fetch_result(
+    url: str, response: httpx.Response, body: bytes | None, now: datetime
+) -> FetchResult:
+    headers = response.headers
+    return FetchResult(
+        url=url,
+        final_url=str(response.url),
+        status=response.status_code,
+        body=body,
+        content_type=headers.get("content-type"),
+        etag=headers.get("etag"),
+        last_modified=headers.get("last-modified"),
+        max_age=max_age_seconds(headers, now),
+    )
+
+
+def is_transient_status(status: int) -> bool:
+    """Whether asking again later may get a different answer than this error status."""
+    return status in TRANSIENT_CODES or status >= 500
+
+
+def status_error(
+    url: str, response: httpx.Response, max_retry_after: float, now: datetime
+) -> FetchError:
+    status = response.status_code
+    retry_after = None
+    if status in RETRY_AFTER_CODES:
+        retry_after = retry_after_seconds(response.headers.get("retry-after"), now, max_retry_after)
+    cause = f"HTTP {status} {httpx.codes.get_reason_phrase(status)}".rstrip()
+    cause += at(url, response.url)
+    if retry_after is not None:
+        cause += f" (retry after {retry_after:g} s)"
+    return FetchError(
+        url,
+        cause,
+        kind=f"http_{status}",
+        transient=is_transient_status(status),
+        retry_after=retry_after,
+        status=status,
+    )
+
+
+def too_large(url: str, response: httpx.Response, cap: int) -> FetchError:
+    cause = f"body over the {cap}-byte cap{at(url, response.url)}"
+    return FetchError(url, cause, kind="too_large", transient=False, status=response.status_code)
+
+
+def at(url: str, target: httpx.URL) -> str:
+    """' at <hop>' when the answer came from another URL than the one asked for."""
+    return "" if target == httpx.URL(url) else f" at {target}"
+
+
+def retry_after_seconds(value: str | None, now: datetime, cap: float) -> float | None:
+    """Retry-After (seconds or an HTTP date) as seconds from `now`, within 0 and `cap`."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        moment = http_date(value)
+        if moment is None:
+            return None
+        seconds = (moment - now).total_seconds()
+    return min(max(seconds, 0.0), cap)
+
+
+def max_age_seconds(headers: httpx.Headers, now: datetime) -> float | None:
+    """How long the answer stays fresh: Cache-Control max-age, else Expires minus Date."""
+    for directive in headers.get("cache-control", "").split(","):
+        name, _, value = directive.strip().partition("=")
+        if name.lower() == "max-age":
+            value = value.strip().strip('"')
+            return float(value) if value.isdigit() else None
+    expires = headers.get("expires")
+    if expires is None:
+        return None
+    moment = http_date(expires)
+    if moment is None:  # "0", "-1" and other invalid dates mean already expired
+        return 0.0
+    base = http_date(headers.get("date", "")) or now
+    return max((moment - base).total_seconds(), 0.0)
+
+
+def http_date(value: str) -> datetime | None:
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@contextlib.contextmanager
+def translate_failures(url: str, target: httpx.URL, timeout: float) -> Iterator[None]:
+    """Turn what the network and httpx raise into one FetchError that names `url`."""
+    where = at(url, target)
+    try:
+        yield
+    except AddressRefused as exc:
+        raise FetchError(url, f"refused: {exc}", kind="blocked", transient=False) from None
+    except (TimeoutError, httpx.TimeoutException):
+        cause = f"no complete answer within {timeout:g} s{where}"
+        raise FetchError(url, cause, kind="timeout", transient=True) from None
+    except httpx.InvalidURL as exc:
+        raise FetchError(url, f"not a valid URL: {exc}", kind="url", transient=False) from None
+    except httpx.RequestError as exc:
+        kind, what = network_failure(exc)
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise FetchError(url, f"{what}{where}: {detail}", kind=kind, transient=True) from None
+
+
+def network_failure(exc: httpx.RequestError) -> tuple[str, str]:
+    """(kind, description) of a failure below HTTP, judged by the errors that caused it."""
+    causes = list(exception_chain(exc))
+    if any(isinstance(cause, socket.gaierror) for cause in causes):
+        return "dns", "DNS lookup failed"
+    if any(isinstance(cause, ssl.SSLError) for cause in causes):
+        return "tls", "TLS handshake failed"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect", "connection failed"
+    if isinstance(exc, httpx.ProtocolError | httpx.DecodingError):
+        return "protocol", "broken HTTP answer"
+    return "network", "connection lost"
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: BaseException | None = exc
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
