@@ -123,6 +123,7 @@ class StoryArticle:
     published: datetime | None
     text_chars: int
     similarity: float
+    summary: str | None = None  # the first ~300 characters of the text, for exports
 
 
 @dataclass(frozen=True, slots=True)

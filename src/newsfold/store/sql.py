@@ -676,6 +676,7 @@ def _story_article(row: Any) -> StoryArticle:
         published=row["published"],
         text_chars=row["text_chars"],
         similarity=row["similarity"] if row["similarity"] is not None else 1.0,
+        summary=row["text"][:300] or None,
     )
 
 
