@@ -143,7 +143,7 @@ class Fetcher:
         cap = self._settings.max_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
-            raise too_large(url, response, cap)
+            raise too_large(url, response, cap, f" (announced {declared} bytes)")
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():
@@ -264,8 +264,8 @@ def status_error(
     )
 
 
-def too_large(url: str, response: httpx.Response, cap: int) -> FetchError:
-    cause = f"body over the {cap}-byte cap{at(url, response.url)}"
+def too_large(url: str, response: httpx.Response, cap: int, detail: str = "") -> FetchError:
+    cause = f"body over the {cap}-byte cap{detail}{at(url, response.url)}"
     return FetchError(url, cause, kind="too_large", transient=False, status=response.status_code)
 
 

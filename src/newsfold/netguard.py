@@ -27,8 +27,8 @@ _CATEGORIES: tuple[tuple[str, Callable[[IPAddress], bool]], ...] = (
     ("an unspecified", lambda ip: ip.is_unspecified),
     ("a link-local", lambda ip: ip.is_link_local),
     ("a multicast", lambda ip: ip.is_multicast),
-    ("a private", lambda ip: ip.is_private),
     ("a reserved", lambda ip: ip.is_reserved),
+    ("a private", lambda ip: ip.is_private),
     ("a non-public", lambda ip: not ip.is_global),
 )
 
@@ -65,8 +65,10 @@ def refused_category(ip: IPAddress) -> str | None:
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """Resolves, refuses non-public addresses, then connects to an address it checked."""
 
-    def __init__(self, allow: Iterable[str] = ()) -> None:
-        self._inner = httpcore.AnyIOBackend()
+    def __init__(
+        self, allow: Iterable[str] = (), connect_with: httpcore.AsyncNetworkBackend | None = None
+    ) -> None:
+        self._inner = connect_with or httpcore.AnyIOBackend()
         self._allow = frozenset(parse_address(address) for address in allow)
 
     async def connect_tcp(
@@ -114,11 +116,16 @@ async def resolve(host: str, port: int) -> list[str]:
 
 
 def guarded_transport(
-    limits: httpx.Limits, *, allow: Iterable[str] = ()
+    limits: httpx.Limits,
+    *,
+    allow: Iterable[str] = (),
+    connect_with: httpcore.AsyncNetworkBackend | None = None,
 ) -> httpx.AsyncHTTPTransport:
     """httpx's own transport, with connections opened only to checked addresses.
 
-    `allow` names addresses let through anyway (tests use it for the loopback server).
+    `allow` names addresses let through anyway, `connect_with` is the backend that opens the
+    sockets once an address passed (anyio's by default); tests use both to reach the loopback
+    server while making sure nothing else is ever dialled.
     """
     transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
     # httpx has no public way to choose httpcore's network backend, so the connection pool is
@@ -128,6 +135,6 @@ def guarded_transport(
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,
-        network_backend=GuardedBackend(allow),
+        network_backend=GuardedBackend(allow, connect_with),
     )
     return transport
