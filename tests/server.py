@@ -161,7 +161,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def send_redirect(self, location: str, status: int = 302) -> None:
-        self.send_body(b"", status=status, content_type="text/plain", headers={"Location": location})
+        self.send_body(
+            b"", status=status, content_type="text/plain", headers={"Location": location}
+        )
 
     def send_chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
@@ -193,7 +195,9 @@ class FeedServer:
         httpd.owner = self
         self._httpd = httpd
         self.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-        self._thread = threading.Thread(target=httpd.serve_forever, name="feed-server", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, args=(0.05,), name="feed-server", daemon=True
+        )
         self._thread.start()
         return self
 
