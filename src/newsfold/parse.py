@@ -44,6 +44,7 @@ _PROLOG_ITEM = re.compile(
     r"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>)", re.DOTALL | re.IGNORECASE
 )
 _ROOT_TAG = re.compile(r"\s*<([A-Za-z_][\w:.-]*)")
+_HTML_DOCTYPE = re.compile(r"<!DOCTYPE\s+html\b", re.IGNORECASE)
 _DECLARED_ENCODING = re.compile(rb"\A[^>]{0,200}?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']")
 _CHARSET_PARAM = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _DOCTYPE_START = re.compile(r"<!DOCTYPE\b", re.IGNORECASE)
@@ -88,7 +89,7 @@ def parse_feed(
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     if text.lstrip("\ufeff \t\r\n")[:1] in ("{", "["):
         return _parse_json_feed(text, url, now, max_entries)
-    if root_element(text) in HTML_ROOTS:
+    if looks_like_html(text):
         raise ParseError(url, "an HTML page, not a feed")
     return _parse_xml_feed(text, url, now, max_entries)
 
@@ -111,11 +112,24 @@ def decode_body(body: bytes, content_type: str | None = None) -> str:
 
 def root_element(text: str) -> str | None:
     """The lower-cased name of the first element, after the prolog; None if there is none."""
+    root = _ROOT_TAG.match(text, _prolog_end(text))
+    return root.group(1).lower() if root else None
+
+
+def looks_like_html(text: str) -> bool:
+    """An HTML root element, or an HTML DOCTYPE (whose root tags HTML lets one leave out)."""
+    end = _prolog_end(text)
+    root = _ROOT_TAG.match(text, end)
+    return bool(
+        (root and root.group(1).lower() in HTML_ROOTS) or _HTML_DOCTYPE.search(text, 0, end)
+    )
+
+
+def _prolog_end(text: str) -> int:
     position = 0
     while match := _PROLOG_ITEM.match(text, position):
         position = match.end()
-    root = _ROOT_TAG.match(text, position)
-    return root.group(1).lower() if root else None
+    return position
 
 
 def html_to_text(html: str) -> str:
@@ -216,13 +230,15 @@ def _parse_xml_feed(text: str, url: str, now: datetime, max_entries: int) -> Par
 
 
 def _feedparser(text: str, url: str) -> Any:
-    # feedparser rewrites the XML declaration to match the charset the header names.
+    headers = {"content-type": "application/xml; charset=utf-8"}  # the text is UTF-8 by now
+    # feedparser resolves GUIDs that look relative against Content-Location, and a GUID should
+    # not change when a feed moves; so the feed URL is given only where xml:base needs it:
+    # feedparser restores an item's enclosing base only when that base is not empty.
+    if "xml:base" in text:
+        headers["content-location"] = url
     return feedparser.parse(
         io.BytesIO(text.encode("utf-8", "replace")),
-        response_headers={
-            "content-type": "application/xml; charset=utf-8",
-            "content-location": url,
-        },
+        response_headers=headers,
         sanitize_html=False,
         resolve_relative_uris=False,
     )
