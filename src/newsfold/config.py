@@ -104,6 +104,16 @@ class DedupSettings:
     window: timedelta = doc("how far back a new article is compared", timedelta(days=7))
     shingle_size: int = doc("words per shingle", 5)
     num_perm: int = doc("MinHash permutations", 128)
+    fact_threshold: float = doc(
+        "share of fact tokens (numbers, names) two copies must have in common to fold", 0.7
+    )
+    lsh_threshold: float = doc(
+        "Jaccard around which LSH bands start to find candidates (lower finds more)", 0.2
+    )
+    lead_words: int = doc(
+        "words at the start of a text that get LSH keys of their own (0: none)", 60
+    )
+    fact_sketch_size: int = doc("fact-token hashes kept per article", 256)
     preferred_outlets: tuple[str, ...] = doc(
         "host names whose copy becomes a story's canonical copy, in order of preference", ()
     )

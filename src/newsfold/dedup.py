@@ -1,0 +1,406 @@
+"""Dedup: fold syndicated copies of one story. Pure functions, no SQL, no clock.
+
+How an article finds its story:
+
+1. Exact layer: `text_hash`, the SHA-256 of the normalized text; equal hashes fold at once.
+2. Candidates: `band_keys` cuts the MinHash signature into LSH bands; the store keeps one row per
+   (band key, article) and asks `band_key IN (...)` within the time window, so the cost of a lookup
+   depends on the new article only.
+3. Verification: `compare` estimates Jaccard and containment of word shingles from the two
+   signatures and checks that the fact-bearing tokens (numbers, names) agree. Templated stories
+   (market wraps, weather, results) share most of their wording but not their facts, so shingle
+   overlap alone would fold them.
+4. Clustering: `choose_story` joins the one story the article matches best; it never merges two
+   existing stories.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import TypeVar
+
+import numpy as np
+import xxhash
+from datasketch import MinHash
+
+from newsfold.config import DedupSettings
+
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
+# Scripts written without spaces between words: each character counts as a word.
+_UNSPACED = re.compile(
+    "([\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])"
+)
+# A fact candidate, with the sentence boundary (if any) right before it.
+_FACT_SCAN = re.compile(
+    r"([.!?:;\n\"“«„—\u2013]?)[\s(\[]*(\d+(?:[.,:]\d+)*|[^\W\d_]+(?:['\u2019][^\W\d_]+)*)"
+)
+# Prose ends with a full stop, a question or exclamation mark, a closing quote or bracket.
+_PROSE_END = (".", "!", "?", '"', "”", "\u2019", "'", ")", "。")  # NFKC turned "…" into "..."
+# "PARIS (AFP) —", "Paris, France -", "NEW YORK, Feb 17 (Reuters) -": a dateline opens a copy.
+_DATELINE = re.compile(r"\A[^\n.!?]{1,40}?\s[—\u2013-]{1,2}\s")
+# Wire agencies appear in datelines and credit lines, which outlets rewrite at will.
+_AGENCIES = frozenset(
+    {"afp", "ap", "reuters", "efe", "dpa", "ansa", "xinhua", "upi", "kyodo", "yonhap", "aap",
+     "pti", "ians", "tass", "anadolu", "apa", "sda", "ats", "ctk", "pap", "epa"}
+)  # fmt: skip
+_MIN_FACTS = 3  # fewer facts of a kind on either side tell nothing about that kind
+_MINHASH_SEED = 1
+_LEAD_PERM = 32
+_FORMAT_VERSION = 1
+_HEADER = struct.Struct("<BHHIHI")  # version, num_perm, lead perms, shingles, facts kept, seen
+
+
+def normalize_text(text: str) -> str:
+    """NFKC, casefold, punctuation to spaces, whitespace collapsed; digits kept.
+
+    Characters of scripts written without spaces (Chinese, Japanese, Thai, ...) are spaced apart,
+    so word shingles over them are character shingles.
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    spaced = _UNSPACED.sub(r" \1 ", _PUNCTUATION.sub(" ", folded))
+    return " ".join(spaced.split())
+
+
+def shingle_list(normalized: str, size: int) -> list[bytes]:
+    """Word `size`-grams of a normalized text, in order; a shorter text is one shingle."""
+    words = normalized.split()
+    if len(words) <= size:
+        return [" ".join(words).encode()] if words else []
+    return [" ".join(words[i : i + size]).encode() for i in range(len(words) - size + 1)]
+
+
+def shingles(text: str, size: int) -> set[bytes]:
+    """The set of word `size`-grams of `text` after `normalize_text`."""
+    return set(shingle_list(normalize_text(text), size))
+
+
+def fact_tokens(text: str) -> frozenset[str]:
+    """The tokens that carry a story's facts: numbers, and capitalised words inside a sentence.
+
+    Only prose lines count (ending like a sentence ends), so headlines, share bars, "Related:"
+    links and other page furniture that leaks into the text add no facts; nor do a leading
+    dateline and wire agency names, which outlets rewrite. Numbers keep their separators
+    ("3.5", "1,204", "10:30"); a capitalised word of two letters or more counts unless it opens
+    a sentence, a quote or a dash clause, where any word is capitalised. Tokens are casefolded.
+    """
+    lines = unicodedata.normalize("NFKC", text).splitlines()
+    prose = "\n".join(line for line in lines if line.rstrip().endswith(_PROSE_END))
+    found = _FACT_SCAN.findall("\n" + _DATELINE.sub("", prose.lstrip(), count=1))
+    return (
+        frozenset(
+            word.casefold()
+            for boundary, word in found
+            if word[0].isdigit() or (not boundary and word[0].isupper() and len(word) > 1)
+        )
+        - _AGENCIES
+    )
+
+
+def is_number(fact: str) -> bool:
+    return fact[0].isdigit()
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What dedup keeps of an article's text.
+
+    `signature` holds the MinHash values (uint32, little-endian) of all word shingles, `lead`
+    those of the shingles of the first `lead_words` words (truncated copies keep the lead);
+    `facts` the smallest `fact_sketch_size` 32-bit hashes of the fact tokens, sorted: a bottom-k
+    sketch, exact while `fact_count` fits. A fact's hash is even for a number and odd for a name.
+    `text_hash` is the SHA-256 of the normalized text.
+    """
+
+    signature: bytes
+    lead: bytes
+    shingle_count: int
+    facts: tuple[int, ...]
+    fact_count: int
+    text_hash: bytes
+
+    @property
+    def num_perm(self) -> int:
+        return len(self.signature) // 4
+
+    def to_bytes(self) -> bytes:
+        """Compact form for the store: header, signatures, fact hashes, text hash."""
+        header = _HEADER.pack(
+            _FORMAT_VERSION,
+            self.num_perm,
+            len(self.lead) // 4,
+            self.shingle_count,
+            len(self.facts),
+            self.fact_count,
+        )
+        facts = np.asarray(self.facts, dtype="<u4").tobytes()
+        return header + self.signature + self.lead + facts + self.text_hash
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Fingerprint:
+        """Read what `to_bytes` wrote."""
+        version, num_perm, lead_perm, shingle_count, kept, seen = _HEADER.unpack_from(data)
+        if version != _FORMAT_VERSION:
+            raise ValueError(f"unknown fingerprint format version {version}")
+        parts = []
+        start = _HEADER.size
+        for size in (4 * num_perm, 4 * lead_perm, 4 * kept, 32):
+            parts.append(data[start : start + size])
+            start += size
+        signature, lead, facts, digest = parts
+        return cls(
+            signature=signature,
+            lead=lead,
+            shingle_count=shingle_count,
+            facts=tuple(int(f) for f in np.frombuffer(facts, dtype="<u4")),
+            fact_count=seen,
+            text_hash=digest,
+        )
+
+
+@lru_cache(maxsize=4)
+def _template(num_perm: int) -> MinHash:
+    """An empty MinHash whose permutations are built once; copies of it are cheap."""
+    return MinHash(num_perm=num_perm, seed=_MINHASH_SEED, hashfunc=xxhash.xxh32_intdigest)
+
+
+def _minhash(shingle_set: Iterable[bytes], num_perm: int) -> bytes:
+    minhash = _template(num_perm).copy()
+    minhash.update_batch(list(shingle_set))
+    return bytes(minhash.hashvalues.astype("<u4").tobytes())
+
+
+def _fact_hash(fact: str) -> int:
+    return (xxhash.xxh32_intdigest(fact.encode()) & ~1) | (not is_number(fact))
+
+
+def fingerprint(text: str, settings: DedupSettings) -> Fingerprint:
+    """The fingerprint of an article's text."""
+    normalized = normalize_text(text)
+    ordered = shingle_list(normalized, settings.shingle_size)
+    lead = ordered[: max(settings.lead_words - settings.shingle_size + 1, 1)]
+    return sketch(ordered, lead, fact_tokens(text), normalized, settings)
+
+
+def sketch(
+    ordered: Sequence[bytes],
+    lead: Sequence[bytes],
+    facts: Iterable[str],
+    normalized: str,
+    settings: DedupSettings,
+) -> Fingerprint:
+    """A fingerprint from its parts: all shingles, the lead's, the fact tokens, the text."""
+    unique = set(ordered)
+    fact_hashes = sorted({_fact_hash(f) for f in facts})
+    return Fingerprint(
+        signature=_minhash(unique, settings.num_perm),
+        lead=_minhash(set(lead), _LEAD_PERM) if settings.lead_words else b"",
+        shingle_count=len(unique),
+        facts=tuple(fact_hashes[: settings.fact_sketch_size]),
+        fact_count=len(fact_hashes),
+        text_hash=hashlib.sha256(normalized.encode()).digest(),
+    )
+
+
+# --- candidates ------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=32)
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) whose S-curve 1 - (1 - J^rows)^bands best splits pairs at `threshold`.
+
+    Minimises the area of false positives below the threshold plus false negatives above it,
+    weighted equally, like datasketch's MinHashLSH does.
+    """
+    grid = np.linspace(0.0, 1.0, 1001)
+    below, above = grid <= threshold, grid >= threshold
+    best: tuple[float, int, int] = (float("inf"), 0, 0)
+    for rows in range(1, num_perm + 1):
+        bands = num_perm // rows
+        hit = 1.0 - (1.0 - grid**rows) ** bands
+        error = float(np.trapezoid(hit[below], grid[below]))
+        error += float(np.trapezoid(1.0 - hit[above], grid[above]))
+        best = min(best, (error, bands, rows))
+    return best[1], best[2]
+
+
+def band_keys(fp: Fingerprint, settings: DedupSettings) -> list[int]:
+    """LSH band keys of the whole text's signature, then of the lead's.
+
+    Each key is a signed 64-bit hash of (signature, band index, band values). Two articles share
+    a key when one whole band is equal, which happens with probability 1 - (1 - J^rows)^bands
+    for a Jaccard index J; `lsh_threshold` picks bands and rows. The lead's keys find a copy cut
+    after a few paragraphs, whose Jaccard index with the whole story is small. xxhash with a
+    fixed seed keeps keys equal across processes (Python's `hash` is randomised per process).
+    """
+    keys = _signature_keys(0, fp.signature, settings.lsh_threshold)
+    if fp.lead:
+        keys += _signature_keys(1, fp.lead, settings.lsh_threshold)
+    return keys
+
+
+def _signature_keys(which: int, signature: bytes, threshold: float) -> list[int]:
+    bands, rows = lsh_bands(threshold, len(signature) // 4)
+    width = 4 * rows
+    keys = []
+    for band in range(bands):
+        chunk = signature[band * width : (band + 1) * width]
+        unsigned = xxhash.xxh64_intdigest(struct.pack("<BH", which, band) + chunk)
+        keys.append(unsigned - (1 << 64) if unsigned >= 1 << 63 else unsigned)
+    return keys
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Similarity:
+    """How alike two fingerprints are, and whether they fold, with the reason in words.
+
+    `fact_overlap` is the lower of the number and the name overlap (1.0 when neither text has
+    enough facts of a kind to compare).
+    """
+
+    jaccard_est: float
+    containment_est: float
+    fact_overlap: float
+    folds: bool
+    reason: str
+
+
+def estimate_jaccard(a: Fingerprint, b: Fingerprint) -> float:
+    """Share of equal MinHash values: an unbiased estimate of the shingle Jaccard index."""
+    if a.num_perm != b.num_perm:
+        raise ValueError("fingerprints made with different num_perm cannot be compared")
+    values_a = np.frombuffer(a.signature, dtype="<u4")
+    values_b = np.frombuffer(b.signature, dtype="<u4")
+    return float(np.count_nonzero(values_a == values_b)) / a.num_perm
+
+
+def containment_from_jaccard(jaccard: float, size_a: int, size_b: int) -> float:
+    """|A ∩ B| / min(|A|, |B|), with |A ∩ B| = J (|A| + |B|) / (1 + J)."""
+    smaller = min(size_a, size_b)
+    if smaller == 0:
+        return 0.0
+    return min(1.0, jaccard * (size_a + size_b) / (1.0 + jaccard) / smaller)
+
+
+def fact_overlaps(a: Fingerprint, b: Fingerprint) -> dict[str, float]:
+    """Containment |A ∩ B| / min(|A|, |B|) of the numbers and of the names of two texts.
+
+    A kind is left out when either text has fewer than three facts of it. Where a bottom-k
+    sketch was cut, both are compared below the lower cut-off: a uniform sample of each set.
+    """
+    cutoff = min((fp.facts[-1] for fp in (a, b) if fp.fact_count > len(fp.facts)), default=1 << 32)
+    overlaps = {}
+    for kind, parity in (("numbers", 0), ("names", 1)):
+        facts_a = {f for f in a.facts if f <= cutoff and f & 1 == parity}
+        facts_b = {f for f in b.facts if f <= cutoff and f & 1 == parity}
+        smaller = min(len(facts_a), len(facts_b))
+        if smaller >= _MIN_FACTS:
+            overlaps[kind] = len(facts_a & facts_b) / smaller
+    return overlaps
+
+
+def compare(a: Fingerprint, b: Fingerprint, settings: DedupSettings | None = None) -> Similarity:
+    """Verify a candidate pair.
+
+    Folds when the normalized texts are identical, or when the estimated shingle containment
+    reaches `threshold` and the facts agree: numbers and names each overlap by at least
+    `fact_threshold`. Containment is never below Jaccard, so a pair with a high Jaccard index
+    passes the overlap test too; containment also admits a copy cut short.
+    """
+    settings = settings or DedupSettings()
+    jaccard = estimate_jaccard(a, b)
+    containment = containment_from_jaccard(jaccard, a.shingle_count, b.shingle_count)
+    overlaps = fact_overlaps(a, b)
+    facts = min(overlaps.values(), default=1.0)
+    if a.text_hash == b.text_hash:
+        return Similarity(1.0, 1.0, facts, True, "identical text")
+    overlap = f"containment {containment:.2f}"
+    if containment < settings.threshold:
+        reason = f"too little overlap: {overlap} < {settings.threshold:.2f}"
+        return Similarity(jaccard, containment, facts, False, reason)
+    overlap += f" >= {settings.threshold:.2f}"
+    detail = ", ".join(f"{kind} {value:.2f}" for kind, value in overlaps.items())
+    if facts < settings.fact_threshold:
+        reason = f"{overlap} but facts differ: {detail} (< {settings.fact_threshold:.2f})"
+        return Similarity(jaccard, containment, facts, False, reason)
+    agree = f"facts agree: {detail}" if overlaps else "too few facts to tell apart"
+    return Similarity(jaccard, containment, facts, True, f"{overlap} and {agree}")
+
+
+def exact_similarity(text_a: str, text_b: str, settings: DedupSettings) -> tuple[float, float]:
+    """(Jaccard, containment) of the real shingle sets, for explaining one decision."""
+    set_a = shingles(text_a, settings.shingle_size)
+    set_b = shingles(text_b, settings.shingle_size)
+    if not set_a or not set_b:
+        return 0.0, 0.0
+    common = len(set_a & set_b)
+    return common / len(set_a | set_b), common / min(len(set_a), len(set_b))
+
+
+# --- clustering ------------------------------------------------------------------------------
+
+StoryId = TypeVar("StoryId")
+
+
+def choose_story(candidates: Sequence[tuple[StoryId, Similarity]]) -> StoryId | None:
+    """The one story a new article joins, or None for a new story.
+
+    `candidates` pairs a candidate story with the article's similarity to one of its members;
+    a story may appear once per member or once with its best member, the result is the same.
+    Among the pairs that fold, the highest containment (then Jaccard) wins; ties keep the first
+    given. Existing stories are never merged: an article that bridges
+    two stories joins one of them, so no chain of pairwise matches can grow a story out of
+    unrelated texts.
+    """
+    folding = [
+        (sim.containment_est, sim.jaccard_est, -i, story)
+        for i, (story, sim) in enumerate(candidates)
+        if sim.folds
+    ]
+    return max(folding, key=lambda item: item[:3])[3] if folding else None
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """What `choose_canonical` looks at in one copy of a story."""
+
+    key: object  # whatever identifies the copy for the caller (article id, URL, ...)
+    site: str | None
+    published: datetime | None
+    text_chars: int
+
+
+def choose_canonical(copies: Sequence[Copy], preferred_outlets: Sequence[str] = ()) -> Copy:
+    """The copy that represents a story.
+
+    Rule, in order: a copy from the first outlet of `preferred_outlets` that has one (host names,
+    matched exactly or as a parent domain, "afp.com" matches "www.afp.com"); then the earliest
+    published (copies without a date come last); then the longest text; then the first given.
+    """
+    if not copies:
+        raise ValueError("a story has at least one copy")
+
+    def rank(item: tuple[int, Copy]) -> tuple[int, float, int, int]:
+        index, copy = item
+        when = copy.published.timestamp() if copy.published else float("inf")
+        return (_preference(copy.site, preferred_outlets), when, -copy.text_chars, index)
+
+    return min(enumerate(copies), key=rank)[1]
+
+
+def _preference(site: str | None, preferred: Sequence[str]) -> int:
+    host = (site or "").lower().rstrip(".")
+    for rank, outlet in enumerate(preferred):
+        outlet = outlet.lower()
+        if host == outlet or host.endswith("." + outlet):
+            return rank
+    return len(preferred)
