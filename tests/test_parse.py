@@ -463,6 +463,24 @@ def test_max_entries_keeps_the_first_and_counts_the_rest() -> None:
     assert parse_body(rss(items)).truncated == 0
 
 
+@pytest.mark.parametrize("kind", ["rss", "atom"])
+def test_long_feed_cut_keeps_what_follows_the_items(kind: str) -> None:
+    """Items past the cap are cut before parsing; channel data after the items survives."""
+    if kind == "rss":
+        items = "".join(f"<item><guid>g{i}</guid><title>n{i}</title></item>" for i in range(500))
+        body = rss(items + "<ttl>45</ttl>")
+    else:
+        entries = "".join(f"<entry><id>g{i}</id><title>n{i}</title></entry>" for i in range(500))
+        body = (
+            f'<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title>{entries}</feed>'.encode()
+        )
+    feed = parse_body(body, max_entries=5)
+    assert [entry.key for entry in feed.entries] == [f"g{i}" for i in range(5)]
+    assert feed.truncated == 495
+    assert feed.ttl == (timedelta(minutes=45) if kind == "rss" else None)
+    assert feed.format == ("rss20" if kind == "rss" else "atom10")
+
+
 def test_max_entries_on_the_1046_item_feed() -> None:
     """A cap of 300 keeps the same first 300 entries as no cap; the items past them are counted."""
     whole = parse(BIG)
