@@ -111,6 +111,12 @@ def decode_body(body: bytes, content_type: str | None = None) -> str:
     return _guess_decode(body)
 
 
+def sniff_text(body: bytes, limit: int = 4096) -> str:
+    """The first `limit` bytes as text, enough to find the root element (markup is ASCII)."""
+    head = body[:limit]
+    return head.decode(_bom_encoding(head) or "utf-8", "ignore")
+
+
 def root_element(text: str) -> str | None:
     """The lower-cased name of the first element, after the prolog; None if there is none."""
     root = _ROOT_TAG.match(text, _prolog_end(text))

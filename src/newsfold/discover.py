@@ -1,0 +1,105 @@
+"""Feed discovery: the feeds a web page announces, and the usual places to probe for one.
+
+Pure functions over bytes the caller fetched; `feeds add` fetches the page and the candidates.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+from lxml import html as lxml_html
+
+from newsfold.parse import root_element, sniff_text
+from newsfold.urls import canonicalize_url
+
+# Tried in this order by `feeds add` when a page announces no feed: WordPress, Ghost and most
+# CMSs (/feed, /rss), static site generators (Hugo /index.xml, Jekyll /feed.xml), Blogger.
+COMMON_FEED_PATHS = (
+    "/feed",
+    "/rss",
+    "/feed.xml",
+    "/rss.xml",
+    "/atom.xml",
+    "/index.xml",
+    "/feeds/posts/default",
+    "/feed.json",
+    "/index.rss",
+    "/atom",
+    "/rss/index.xml",
+    "/?feed=rss2",
+)
+
+FEED_TYPES = frozenset(
+    {
+        "application/rss+xml",
+        "application/atom+xml",
+        "application/rdf+xml",
+        "application/feed+json",
+        "application/json",
+    }
+)
+_FEED_RELS = frozenset({"alternate", "feed"})
+_FEED_ROOTS = frozenset({"rss", "feed", "rdf"})
+# WordPress announces its REST API as rel="alternate" type="application/json" on every page.
+_NOT_FEEDS = ("/wp-json/",)
+
+
+def discover_feed_urls(html: bytes, base_url: str) -> list[str]:
+    """Feed URLs that a page announces with <link rel="alternate" type="...">: resolved against
+    the page's <base href> or `base_url`, made canonical, deduplicated, in page order."""
+    document = _parse_html(html)
+    if document is None:
+        return []
+    base = _base_href(document, base_url)
+    found: list[str] = []
+    for link in document.iter("link"):
+        url = _announced_feed(link, base)
+        if url is not None and url not in found:
+            found.append(url)
+    return found
+
+
+def probe_urls(page_url: str) -> list[str]:
+    """COMMON_FEED_PATHS on the page's site, in order, for the caller to try one by one."""
+    urls = (canonicalize_url(path, page_url) for path in COMMON_FEED_PATHS)
+    return [url for url in urls if url is not None]
+
+
+def looks_like_feed(body: bytes) -> bool:
+    """A cheap sniff of the first bytes: an RSS, Atom or RDF root, or a JSON Feed version."""
+    text = sniff_text(body).lstrip("\ufeff \t\r\n")
+    if text.startswith("{"):
+        return "jsonfeed.org/version" in text
+    root = root_element(text)
+    return root is not None and root.rsplit(":", 1)[-1] in _FEED_ROOTS
+
+
+def _parse_html(html: bytes) -> etree._Element | None:
+    if not html.strip():
+        return None
+    try:
+        return lxml_html.document_fromstring(html, parser=_HTML_PARSER)
+    except (etree.ParserError, ValueError):
+        return None
+
+
+_HTML_PARSER = lxml_html.HTMLParser(no_network=True, recover=True)
+
+
+def _base_href(document: etree._Element, page_url: str) -> str:
+    for base in document.iter("base"):
+        href = base.get("href")
+        if href:
+            return canonicalize_url(href, page_url) or page_url
+    return page_url
+
+
+def _announced_feed(link: etree._Element, base: str) -> str | None:
+    rels = set((link.get("rel") or "").lower().split())
+    media_type = (link.get("type") or "").split(";", 1)[0].strip().lower()
+    href = (link.get("href") or "").strip()
+    if not (rels & _FEED_RELS) or media_type not in FEED_TYPES or not href:
+        return None
+    url = canonicalize_url(href, base)
+    if url is None or any(marker in url for marker in _NOT_FEEDS):
+        return None
+    return url
