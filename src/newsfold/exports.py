@@ -174,7 +174,8 @@ def html_digest(stories: Sequence[Story], now: datetime) -> str:
     body = _child(page, "body")
     header = _child(body, "header")
     _child(header, "h1", "newsfold")
-    _child(header, "p", _digest_line(stories, now), {"class": "updated"})
+    updated = _child(header, "p", f"{_digest_counts(stories)} · updated ", {"class": "updated"})
+    _html_time(updated, now)
     main = _child(body, "main")
     for story in stories:
         _html_story(main, story)
@@ -197,10 +198,9 @@ def _html_head(page: Any, title: str) -> None:
     _child(head, "style", files("newsfold").joinpath("templates", "digest.css").read_text("utf-8"))
 
 
-def _digest_line(stories: Sequence[Story], now: datetime) -> str:
+def _digest_counts(stories: Sequence[Story]) -> str:
     copies = sum(len(story.articles) for story in stories)
-    counts = f"{_count(len(stories), 'story', 'stories')} from {_count(copies, 'copy', 'copies')}"
-    return f"{counts} · updated {_short_time(now)}"
+    return f"{_count(len(stories), 'story', 'stories')} from {_count(copies, 'copy', 'copies')}"
 
 
 def _html_story(main: Any, story: Story) -> None:
