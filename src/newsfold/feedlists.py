@@ -1,0 +1,144 @@
+"""Feed lists in and out: OPML (what other readers export) and TOML ([[feeds]] as in the config).
+
+The format is told by the content, not the file name: a body that starts with "<" is OPML,
+anything else TOML. OPML is parsed by lxml with entities unresolved and the network off.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+from lxml import etree
+
+from newsfold.config import format_duration, load_settings, parse_duration
+from newsfold.errors import ConfigError
+from newsfold.model import FeedSource
+from newsfold.urls import canonicalize_url
+
+_OPML_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, remove_comments=True
+)
+# Characters XML 1.0 cannot carry at all, even escaped.
+_NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_TOML_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+_TOML_NEEDS_ESCAPE = re.compile('["\\\\\x00-\x1f\x7f]')
+
+
+def read_feed_list(path: str | Path) -> list[FeedSource]:
+    """The feeds listed in an OPML or TOML file, each URL once (the first listing wins)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read feed list ({exc.strerror})") from None
+    feeds = _read_opml(data, path) if _is_xml(data) else _read_toml(path)
+    for index, feed in enumerate(feeds, start=1):
+        if canonicalize_url(feed.url) is None:
+            raise ConfigError(f"{path}: feed {index}: {feed.url!r} is not an http(s) URL")
+    unique: dict[str, FeedSource] = {}
+    for feed in feeds:
+        unique.setdefault(feed.url, feed)
+    return list(unique.values())
+
+
+def write_opml(feeds: Iterable[FeedSource], title: str = "newsfold feeds") -> str:
+    """An OPML 2.0 document with one outline per feed (interval as a newsfold attribute)."""
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<opml version="2.0">',
+        f"  <head><title>{escape(_xml_text(title))}</title></head>",
+        "  <body>",
+    ]
+    lines += [f"    <outline {_outline_attributes(feed)}/>" for feed in feeds]
+    lines += ["  </body>", "</opml>", ""]
+    return "\n".join(lines)
+
+
+def write_toml(feeds: Iterable[FeedSource]) -> str:
+    """[[feeds]] tables, readable by `feeds import` and as part of a config file."""
+    blocks = ["# newsfold feed list: `newsfold feeds import` reads it, as OPML too.\n"]
+    for feed in feeds:
+        lines = ["[[feeds]]", f"url = {_toml_string(feed.url)}"]
+        if feed.name:
+            lines.append(f"name = {_toml_string(feed.name)}")
+        if feed.interval:
+            lines.append(f"interval = {_toml_string(format_duration(feed.interval))}")
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
+
+
+def _is_xml(data: bytes) -> bool:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or data[:2] in (
+        b"<\x00",
+        b"\x00<",
+    ):
+        return True  # UTF-16: TOML is UTF-8 only
+    return data.removeprefix(codecs.BOM_UTF8).lstrip()[:1] == b"<"
+
+
+def _read_opml(data: bytes, path: Path) -> list[FeedSource]:
+    try:
+        root = etree.fromstring(data, _OPML_PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise ConfigError(f"{path}: not valid OPML ({exc})") from None
+    if not isinstance(root.tag, str) or etree.QName(root).localname.lower() != "opml":
+        raise ConfigError(f"{path}: not an OPML document (root element <{root.tag}>)")
+    feeds = []
+    for index, outline in enumerate(root.iter("{*}outline"), start=1):
+        attributes = {name.lower(): (value or "").strip() for name, value in outline.items()}
+        if attributes.get("xmlurl"):
+            feeds.append(_outline_feed(attributes, f"{path}: outline {index}"))
+    return feeds
+
+
+def _outline_feed(attributes: dict[str, str], where: str) -> FeedSource:
+    url = attributes["xmlurl"]
+    name = attributes.get("title") or attributes.get("text") or None
+    interval = attributes.get("interval")
+    return FeedSource(
+        url=url,
+        name=None if name == url else name,
+        interval=parse_duration(interval, f"{where}: interval") if interval else None,
+    )
+
+
+def _read_toml(path: Path) -> list[FeedSource]:
+    # The config loader: one validation of [[feeds]] for config files and feed lists alike.
+    try:
+        return list(load_settings(path, env={}).feeds)
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if str(path) in message else f"{path}: {message}") from None
+
+
+def _outline_attributes(feed: FeedSource) -> str:
+    attributes = {"type": "rss", "text": _xml_text(feed.name or feed.url)}
+    if feed.name:
+        attributes["title"] = _xml_text(feed.name)
+    attributes["xmlUrl"] = feed.url
+    if feed.interval:
+        attributes["interval"] = format_duration(feed.interval)
+    return " ".join(f"{name}={quoteattr(value)}" for name, value in attributes.items())
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML_CHARS.sub("", text)
+
+
+def _toml_string(text: str) -> str:
+    escaped = _TOML_NEEDS_ESCAPE.sub(
+        lambda m: _TOML_ESCAPES.get(m.group(0), f"\\u{ord(m.group(0)):04x}"), text
+    )
+    return f'"{escaped}"'
