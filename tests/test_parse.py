@@ -241,16 +241,30 @@ def test_windows_1252_smart_quote_in_utf8() -> None:
     assert entry.summary == "don\u2019t"
 
 
-def test_big5_feed_decoded_by_its_declaration() -> None:
-    """The corpus Big5 feed is an empty <rss>; a Big5 item with the same prolog decodes right."""
-    assert parse("feedparser/encoding/big5.xml").format == "rss"
-    body = '<?xml version="1.0" encoding="big5"?><rss version="2.0"><channel><title>新聞</title>'
-    body += (
-        "<item><title>台灣選舉結果</title><link>https://example.tw/1</link></item></channel></rss>"
-    )
-    feed = parse_body(body.encode("big5"))
-    assert feed.title == "新聞"
-    assert feed.entries[0].title == "台灣選舉結果"
+def test_corpus_big5_feed_is_an_empty_rss() -> None:
+    """The corpus Big5 file declares big5 and holds an empty <rss>: a valid feed, no entries."""
+    feed = parse("feedparser/encoding/big5.xml")
+    assert (feed.format, feed.entries) == ("rss", ())
+
+
+@pytest.mark.parametrize(
+    ("codec", "title"),
+    [
+        ("big5", "台灣選舉結果"),
+        ("windows-1252", "Euro \u20ac \u2013 \u201cquoted\u201d na\u00efve"),
+        ("windows-1251", "Новости дня"),
+        ("koi8-r", "Новости дня"),
+        ("iso-8859-7", "Ειδήσεις"),
+        ("shift_jis", "日本のニュース"),
+    ],
+)
+def test_declared_legacy_charsets(codec: str, title: str) -> None:
+    """A title in a legacy charset named by the XML declaration decodes to the right text."""
+    body = f'<?xml version="1.0" encoding="{codec}"?><rss version="2.0"><channel><title>{title}'
+    body += f"</title><item><title>{title}</title><link>https://e.example/1</link></item>"
+    feed = parse_body((body + "</channel></rss>").encode(codec))
+    assert feed.title == title
+    assert feed.entries[0].title == title
 
 
 def test_charset_from_the_content_type_header() -> None:
@@ -699,7 +713,7 @@ def test_external_dtd_is_not_fetched(server: FeedServer) -> None:
 def test_plain_internal_entities_still_work() -> None:
     """Harmless entities (a character reference, plain text) declared in the DOCTYPE expand."""
     body = (
-        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY nbsp "&#160;"><!ENTITY co "ACME">]>'
+        b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY nbsp "&#160;"><!ENTITY co \'ACME\'>]>'
         b'<rss version="2.0"><channel><title>t</title><item><title>&co;&nbsp;news</title>'
         b"<link>https://e.com/1</link></item></channel></rss>"
     )

@@ -51,7 +51,10 @@ _DOCTYPE_START = re.compile(r"<!DOCTYPE\b", re.IGNORECASE)
 _DOCTYPE = re.compile(
     r"<!DOCTYPE\s+([^\s\[>]+)([^\[>]*)(?:\[(.*?)\])?\s*>", re.DOTALL | re.IGNORECASE
 )
-_SAFE_ENTITY = re.compile(r"<!ENTITY\s+([A-Za-z_][\w.-]*)\s+\"(&#x?[0-9A-Fa-f]+;|[^&%\"<]*)\"\s*>")
+_SAFE_ENTITY = re.compile(  # a plain-text value or one character reference, nothing nested
+    r"<!ENTITY\s+[A-Za-z_][\w.-]*\s+"
+    r"(?:\"(?:&#x?[0-9A-Fa-f]+;|[^&%\"<]*)\"|'(?:&#x?[0-9A-Fa-f]+;|[^&%'<]*)')\s*>"
+)
 _ITEM_END = re.compile(r"</(?:item|entry)\s*>")
 _PREFIXED_CONTAINER = re.compile(r"<([A-Za-z_][\w.-]*):(?:item|entry|channel)\b")
 _NOT_ASCII_OR_REPLACEMENT = re.compile("[^\x00-\x7f\ufffd]")
@@ -196,17 +199,18 @@ def _decode_as(body: bytes, name: str) -> str | None:
 
 
 def _guess_decode(body: bytes) -> str:
-    """charset_normalizer's guess; among equally good guesses Windows-1252, the web's usual one
-    (French or German text scores the same in cp1250 and cp1252, and cp1250 would come first)."""
-    matches = list(charset_normalizer.from_bytes(body))
+    """charset_normalizer's guess from the first 64 KB; among equally good guesses
+    Windows-1252, the web's usual one (French or German text scores the same in cp1250)."""
+    matches = list(charset_normalizer.from_bytes(body[:65536]))
     if not matches:
         return body.decode("windows-1252", "replace")
     best = matches[0]
     for match in matches:
         same_score = (match.chaos, match.coherence) == (best.chaos, best.coherence)
         if same_score and match.encoding == "cp1252":
-            return str(match)
-    return str(best)
+            best = match
+            break
+    return body.decode(best.encoding, "replace")
 
 
 # --- XML feeds (feedparser) ------------------------------------------------------------------
