@@ -45,8 +45,11 @@ def parse_duration(value: str | int | float, key: str = "duration") -> timedelta
 
 
 def format_duration(value: timedelta) -> str:
+    """The way people write it: 90s, 30m, 6h, 24h, 7d."""
     seconds = int(value.total_seconds())
-    for unit in ("w", "d", "h", "m"):
+    if seconds >= 2 * _UNIT_SECONDS["d"] and seconds % _UNIT_SECONDS["d"] == 0:
+        return f"{seconds // _UNIT_SECONDS['d']}d"
+    for unit in ("h", "m"):
         if seconds and seconds % _UNIT_SECONDS[unit] == 0:
             return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
     return f"{seconds}s"
