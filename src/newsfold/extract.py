@@ -1,0 +1,451 @@
+"""Article pages -> main text and metadata (trafilatura), run in worker processes with a time limit.
+
+extract_page() is the whole stage for one page: decode the bytes, take the main text with
+trafilatura, read the metadata from the page's <head>. ExtractPool runs it in worker processes so
+the event loop keeps downloading while pages are extracted, and kills a worker stuck on one page.
+
+Speed: the metadata comes from one small lxml parse of <head> (meta tags, JSON-LD, <link
+rel=canonical>), not from trafilatura's metadata pass (htmldate and friends), which costs about 40 %
+more than the text extraction itself. bench/bench_extract.py measures the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import multiprocessing
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import lxml.html
+import pebble
+import trafilatura
+from lxml import etree
+from tld import get_fld
+
+from newsfold.config import ExtractSettings
+from newsfold.errors import ExtractError
+from newsfold.model import Extracted
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+_META_SCAN = 4096  # bytes searched for <meta charset>, as browsers do (the HTML standard: 1024)
+_META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE: it starts with the same two bytes
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Labels that browsers read as a superset (the WHATWG Encoding standard); pages rely on it.
+_WHATWG_SUPERSETS = {
+    "ascii": "cp1252",
+    "latin_1": "cp1252",
+    "iso8859_9": "cp1254",
+    "iso8859_11": "cp874",
+    "tis_620": "cp874",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "shift_jis": "cp932",
+    "euc_kr": "cp949",
+}
+
+
+def decode_html(body: bytes, content_type: str | None) -> str:
+    """Page bytes -> text: BOM, Content-Type charset, <meta> charset, detection, in that order.
+
+    Bytes that are valid UTF-8 are read as UTF-8 even when a charset says otherwise: pages saved
+    again as UTF-8 keep their old <meta charset>, and text in a legacy charset is almost never valid
+    UTF-8 by chance. A byte order mark wins over everything, as in browsers.
+    """
+    for codec in _candidate_codecs(body, content_type):
+        try:
+            return body.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return body.decode("utf-8", errors="replace")
+
+
+def _candidate_codecs(body: bytes, content_type: str | None) -> Iterator[str]:
+    bom = next((codec for mark, codec in _BOMS if body.startswith(mark)), None)
+    if bom:
+        yield bom
+        return
+    declared = _declared_codec(body, content_type)
+    if declared and declared.startswith(("utf_16", "utf_32")):
+        yield declared  # wide encodings without a BOM can look like valid UTF-8 (NUL bytes)
+    yield "utf-8"
+    if declared:
+        yield declared
+    yield from _detected_codecs(body)
+
+
+def _declared_codec(body: bytes, content_type: str | None) -> str | None:
+    header = _HEADER_CHARSET.search(content_type or "")
+    if header and (codec := _codec_name(header.group(1))):
+        return codec
+    meta = _META_CHARSET.search(body, 0, _META_SCAN)
+    return _codec_name(meta.group(1).decode("ascii")) if meta else None
+
+
+def _codec_name(label: str) -> str | None:
+    """A charset label -> the Python codec that reads it, or None for an unknown label."""
+    try:
+        name = codecs.lookup(label.strip()).name.replace("-", "_")
+    except LookupError:
+        return None
+    return _WHATWG_SUPERSETS.get(name, name)
+
+
+def _detected_codecs(body: bytes) -> Iterator[str]:
+    from charset_normalizer import from_bytes  # only for the few pages that need it
+
+    best = from_bytes(body).best()
+    if best is not None:
+        yield best.encoding
+
+
+# ---------------------------------------------------------------------------------------------
+# Metadata from <head>
+
+_HEAD_END = re.compile(r"</head\s*>|<body[\s>]", re.I)
+_HEAD_LIMIT = 256_000  # characters read when a page has no </head> or <body>
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*>")
+# JSON-LD sits in <head> or anywhere in <body>: a regex finds it without parsing the whole page.
+_JSON_LD = re.compile(r"<script[^>]+application/ld\+json[^>]*>(.*?)</script", re.I | re.S)
+_ARTICLE_TYPE = re.compile(r"(article|posting|report)$", re.I)
+_BYLINE_PREFIX = re.compile(r"^(by|von|par|por|di)\s+", re.I)
+_TITLE_KEYS = ("og:title", "twitter:title")
+_AUTHOR_KEYS = (
+    "author",
+    "article:author",
+    "byl",
+    "parsely-author",
+    "sailthru.author",
+    "dc.creator",
+)
+_DATE_KEYS = (
+    "article:published_time",
+    "og:article:published_time",
+    "datepublished",
+    "parsely-pub-date",
+    "sailthru.date",
+    "publishdate",
+    "publish-date",
+    "pubdate",
+    "dc.date.issued",
+    "dcterms.created",
+    "dc.date",
+    "date",
+)
+_LANGUAGE_KEYS = ("content-language", "og:locale")
+
+
+@dataclass(frozen=True, slots=True)
+class PageMeta:
+    """What a page says about itself: <head> meta tags by lowercase name, and its JSON-LD."""
+
+    meta: dict[str, str]
+    title: str | None  # <title>
+    lang: str | None  # <html lang>
+    canonical: str | None  # <link rel=canonical href>
+    article: dict[str, Any]  # the JSON-LD object describing the article, or {}
+    nodes: dict[str, dict[str, Any]]  # every JSON-LD object with an @id, to follow references
+
+    def first(self, keys: tuple[str, ...]) -> str | None:
+        return next((self.meta[k] for k in keys if self.meta.get(k)), None)
+
+    def names(self, key: str) -> list[str]:
+        """Names of the article's JSON-LD `author` or `publisher`, references followed."""
+        return list(dict.fromkeys(self._names(self.article.get(key))))
+
+    def _names(self, value: Any) -> Iterator[str]:
+        if isinstance(value, list):
+            for item in value:
+                yield from self._names(item)
+            return
+        if isinstance(value, dict):
+            value = self.nodes.get(str(value.get("@id")), value).get("name")
+        if isinstance(value, str) and (name := _clean(value)):
+            yield name
+
+
+def read_page_meta(html: str) -> PageMeta:
+    """Meta tags from one small parse of <head> (a few KB), JSON-LD from wherever it is."""
+    nodes = list(_json_ld_objects(html))
+    article = next((node for node in nodes if _is_article(node)), {})
+    by_id = {str(node["@id"]): node for node in nodes if "@id" in node}
+    root = _head_root(html)
+    if root is None:
+        return PageMeta({}, None, None, None, article, by_id)
+    return PageMeta(
+        meta=_meta_tags(root),
+        title=_clean(root.findtext(".//title")),
+        lang=_clean(root.get("lang") or root.get("xml:lang")),
+        canonical=_clean(_first(root.xpath("//link[@rel='canonical']/@href"))),
+        article=article,
+        nodes=by_id,
+    )
+
+
+def _head_root(html: str) -> lxml.html.HtmlElement | None:
+    end = _HEAD_END.search(html)
+    head = _XML_DECLARATION.sub("", html[: end.start() if end else _HEAD_LIMIT], count=1)
+    if not head.strip():
+        return None
+    try:
+        return lxml.html.document_fromstring(head)
+    except (etree.ParserError, ValueError):  # a head lxml cannot read: go without it
+        return None
+
+
+def _meta_tags(root: lxml.html.HtmlElement) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for meta in root.iter("meta"):
+        key = meta.get("property") or meta.get("name") or meta.get("itemprop")
+        key = key or meta.get("http-equiv")
+        content = _clean(meta.get("content"))
+        if key and content:
+            tags.setdefault(key.strip().lower(), content)
+    return tags
+
+
+def _json_ld_objects(html: str) -> Iterator[dict[str, Any]]:
+    for match in _JSON_LD.finditer(html):
+        try:
+            data = json.loads(match.group(1), strict=False)
+        except ValueError:
+            continue
+        yield from _flatten_json_ld(data)
+
+
+def _flatten_json_ld(data: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(data, list):
+        for item in data:
+            yield from _flatten_json_ld(item)
+    elif isinstance(data, dict):
+        yield data
+        yield from _flatten_json_ld(data.get("@graph"))
+
+
+def _is_article(node: dict[str, Any]) -> bool:
+    types = node.get("@type")
+    return any(
+        isinstance(t, str) and _ARTICLE_TYPE.search(t)
+        for t in (types if isinstance(types, list) else [types])
+    )
+
+
+def _first(values: list[Any]) -> Any:
+    return values[0] if values else None
+
+
+def _clean(value: Any) -> str | None:
+    """Whitespace collapsed; None for anything that is not a non-empty string."""
+    text = " ".join(value.split()) if isinstance(value, str) else ""
+    return text or None
+
+
+def _title(page: PageMeta) -> str | None:
+    return page.first(_TITLE_KEYS) or _clean(page.article.get("headline")) or page.title
+
+
+def _author(page: PageMeta) -> str | None:
+    names = page.names("author") or [page.first(_AUTHOR_KEYS) or ""]
+    # article:author is often the author's profile URL, which names no one.
+    names = [_BYLINE_PREFIX.sub("", n) for n in names if n and "://" not in n]
+    return "; ".join(names) or None
+
+
+def _published(page: PageMeta) -> datetime | None:
+    values = [page.meta.get(_DATE_KEYS[0]), _clean(page.article.get("datePublished"))]
+    values += [page.meta.get(key) for key in _DATE_KEYS[1:]]
+    return next((date for v in values if v and (date := parse_date(v))), None)
+
+
+def parse_date(value: str) -> datetime | None:
+    """An ISO 8601 or RFC 2822 date -> an aware UTC datetime (no zone given: read as UTC)."""
+    value = value.strip()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            parsed = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _site_name(page: PageMeta) -> str | None:
+    publishers = page.names("publisher")
+    return page.first(("og:site_name",)) or _first(publishers) or page.first(("application-name",))
+
+
+def _language(page: PageMeta) -> str | None:
+    """The primary language subtag, lowercase ("de" for "de-AT" or "de_AT")."""
+    tag = page.lang or page.first(_LANGUAGE_KEYS) or _clean(page.article.get("inLanguage"))
+    primary = re.split(r"[-_,;\s]", tag, maxsplit=1)[0].lower() if tag else ""
+    return primary if primary.isalpha() and 2 <= len(primary) <= 3 else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Canonical URL
+
+
+def canonical_url(page: PageMeta, page_url: str) -> str | None:
+    """rel=canonical, else og:url, resolved against the page URL; None when it leaves the site."""
+    candidate = page.canonical or page.meta.get("og:url")
+    if not candidate:
+        return None
+    resolved = urljoin(page_url, candidate)
+    if urlsplit(resolved).scheme not in ("http", "https"):
+        return None
+    return resolved if same_site(page_url, resolved) else None
+
+
+def same_site(url_a: str, url_b: str) -> bool:
+    """Same host, or hosts under one registrable domain (www.example.co.uk, m.example.co.uk)."""
+    host_a, host_b = urlsplit(url_a).hostname, urlsplit(url_b).hostname
+    if not host_a or not host_b:
+        return False
+    if host_a == host_b:
+        return True
+    site_a = get_fld(f"http://{host_a}", fail_silently=True)
+    return site_a is not None and site_a == get_fld(f"http://{host_b}", fail_silently=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage
+
+
+def extract_page(body: bytes, *, url: str, content_type: str | None) -> Extracted:
+    """A page's bytes -> its main text and metadata. Raises ExtractError when no text comes out."""
+    html = decode_html(body, content_type)
+    text = _main_text(html, url)
+    page = read_page_meta(html)
+    return Extracted(
+        text=text,
+        title=_title(page),
+        author=_author(page),
+        published=_published(page),
+        site_name=_site_name(page),
+        language=_language(page),
+        canonical_url=canonical_url(page, url),
+    )
+
+
+def _main_text(html: str, url: str) -> str:
+    # Comments are left out: they are not the story, and leaving them out raised token F1 on
+    # every corpus collection. fast=True is not used: it lost main-text snippets on the corpus.
+    try:
+        text = trafilatura.extract(html, url=url, include_comments=False)
+    except Exception as exc:  # lxml and trafilatura raise many types on broken markup
+        raise ExtractError(url, f"extraction failed: {type(exc).__name__}: {exc}") from exc
+    if not text or not text.strip():
+        raise ExtractError(url, "no main text found")
+    return str(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker processes
+
+PageExtractor = Callable[..., Extracted]  # extract_page's signature: (body, *, url, content_type)
+
+
+def _start_method() -> str:
+    """forkserver where the platform has it, else spawn; never plain fork.
+
+    The pool starts and replaces workers while the parent runs an asyncio loop and pebble's own
+    manager threads: forking a multi-threaded process can copy a lock held by another thread and
+    deadlock the child. A fork server is a clean single-threaded process, started once, that forks
+    workers cheaply with trafilatura already imported (it is preloaded), so replacing a killed
+    worker costs milliseconds instead of a fresh interpreter.
+    """
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _run_in_worker(
+    extractor: PageExtractor, body: bytes, url: str, content_type: str | None
+) -> Extracted | str:
+    """The task a worker runs: the result, or the cause of an ExtractError as a plain string.
+
+    ExtractError takes two arguments, so it cannot cross the process boundary through pickle
+    (unpickling calls it with one); pebble would report the whole pool as broken.
+    """
+    try:
+        return extractor(body, url=url, content_type=content_type)
+    except ExtractError as exc:
+        return exc.cause
+    except Exception as exc:  # anything else stays one page's failure, not the pool's
+        return f"extraction failed: {type(exc).__name__}: {exc}"
+
+
+class ExtractPool:
+    """extract_page in worker processes, awaitable from asyncio, with a time limit per page.
+
+    A page that runs past `page_timeout` has its worker killed and replaced, and its caller gets
+    ExtractError. At most two pages per worker are handed to the pool at a time: the rest wait in
+    extract(), so no unbounded queue of page bodies builds up, and a page's time limit counts
+    from the moment a worker takes it, never while it waits.
+    """
+
+    def __init__(self, settings: ExtractSettings, *, extractor: PageExtractor = extract_page):
+        self.workers = settings.workers or os.cpu_count() or 1
+        self.page_timeout = settings.page_timeout
+        self._extractor = extractor
+        context = multiprocessing.get_context(_start_method())
+        if context.get_start_method() == "forkserver":
+            context.set_forkserver_preload([__name__])
+        self._pool = pebble.ProcessPool(max_workers=self.workers, context=context)
+        self._slots = asyncio.Semaphore(2 * self.workers)
+
+    async def extract(self, body: bytes, url: str, content_type: str | None) -> Extracted:
+        """Extract one page in a worker. Raises ExtractError (no text, time-out, worker crash)."""
+        async with self._slots:
+            future = self._pool.schedule(
+                _run_in_worker,
+                args=(self._extractor, body, url, content_type),
+                timeout=self.page_timeout,
+            )
+            try:
+                result = await asyncio.wrap_future(future)
+            except TimeoutError:
+                raise ExtractError(
+                    url, f"extraction took longer than {self.page_timeout:g} s"
+                ) from None
+            except pebble.ProcessExpired as exc:
+                raise ExtractError(
+                    url, f"extraction worker died (exit code {exc.exitcode})"
+                ) from None
+        if isinstance(result, str):
+            raise ExtractError(url, result)
+        return result
+
+    def close(self) -> None:
+        """Stop the workers; a page still being extracted is abandoned."""
+        self._pool.stop()  # type: ignore[no-untyped-call]
+        self._pool.join()
+
+    def __enter__(self) -> ExtractPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
