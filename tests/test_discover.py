@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import re
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
+from newsfold.config import Settings
 from newsfold.discover import (
     COMMON_FEED_PATHS,
     discover_feed_urls,
+    find_feeds,
     looks_like_feed,
     probe_urls,
 )
+from newsfold.errors import FetchError, ParseError
 from newsfold.parse import parse_feed
 from tests.server import CORPUS, FeedServer
 
@@ -177,3 +182,53 @@ def test_discovery_end_to_end_over_http(server: FeedServer) -> None:
     assert looks_like_feed(body)
     feed = parse_feed(body, url=feed_url, content_type=None, now=datetime.now(UTC), max_entries=10)
     assert feed.entries[0].title == "Example entry"
+
+
+# --- find_feeds over HTTP (its own server: the probe paths sit at the site root) --------------
+
+
+@pytest.fixture
+def site() -> Iterator[FeedServer]:
+    """A fresh local server, so no other test's routes answer the root probe paths."""
+    with FeedServer() as running:
+        yield running
+
+
+def find(url: str, settings: Settings) -> list[str]:
+    return asyncio.run(asyncio.wait_for(find_feeds(url, settings.fetch), 30))
+
+
+def test_find_feeds_on_a_feed_url(site: FeedServer, settings: Settings) -> None:
+    """A URL that serves a feed is the feed."""
+    url = site.add("/news/rss", (FEEDS / "trafilatura/feed2.rss").read_bytes())
+    assert find(url, settings) == [url]
+
+
+def test_find_feeds_announced_by_a_page(site: FeedServer, settings: Settings) -> None:
+    """A real news page's announced feeds are returned, resolved against where it was served."""
+    url = site.add(
+        "/politik/artikel", page("fundus/de/Taz_2023_04_28.html.gz"), content_type="text/html"
+    )
+    assert find(url, settings) == [site.url("/!p4616/rss.xml"), site.url("/rss.xml")]
+
+
+def test_find_feeds_by_probing_common_paths(site: FeedServer, settings: Settings) -> None:
+    """A page that announces nothing: the first common path that serves a feed is taken."""
+    site.add("/rss", b"<html><body>not a feed</body></html>", content_type="text/html")
+    site.add("/feeds/posts/default", (FEEDS / "trafilatura/feed1.atom").read_bytes())
+    url = site.add("/blog/post", head(""), content_type="text/html")
+    assert find(url, settings) == [site.url("/feeds/posts/default")]
+
+
+def test_find_feeds_finds_nothing(site: FeedServer, settings: Settings) -> None:
+    """No announced feed and no feed at any common path: a ParseError naming the URL."""
+    url = site.add("/plain", head(""), content_type="text/html")
+    with pytest.raises(ParseError, match="no feed found") as caught:
+        find(url, settings)
+    assert caught.value.url == url
+
+
+def test_find_feeds_on_a_missing_page(site: FeedServer, settings: Settings) -> None:
+    """A URL that cannot be fetched is a FetchError, not a silent empty list."""
+    with pytest.raises(FetchError):
+        find(site.url("/fault/status/404"), settings)

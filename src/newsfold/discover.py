@@ -1,13 +1,18 @@
 """Feed discovery: the feeds a web page announces, and the usual places to probe for one.
 
-Pure functions over bytes the caller fetched; `feeds add` fetches the page and the candidates.
+Pure functions over bytes already fetched, and `find_feeds`, which `feeds add` calls: it
+fetches the URL and, when that is a page rather than a feed, what the page points to.
 """
 
 from __future__ import annotations
 
+import httpx
 from lxml import etree
 from lxml import html as lxml_html
 
+from newsfold.config import FetchSettings
+from newsfold.errors import FetchError, ParseError
+from newsfold.fetch import Fetcher
 from newsfold.parse import root_element, sniff_text
 from newsfold.urls import canonicalize_url
 
@@ -41,6 +46,36 @@ _FEED_RELS = frozenset({"alternate", "feed"})
 _FEED_ROOTS = frozenset({"rss", "feed", "rdf"})
 # WordPress announces its REST API as rel="alternate" type="application/json" on every page.
 _NOT_FEEDS = ("/wp-json/",)
+
+
+async def find_feeds(
+    url: str, settings: FetchSettings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> list[str]:
+    """The feed URL(s) behind `url`: itself if it serves a feed, else the feeds its page
+    announces, else the first of COMMON_FEED_PATHS on its site that serves one.
+
+    Raises FetchError when `url` cannot be fetched and ParseError when no feed is found.
+    """
+    async with Fetcher(settings, transport=transport) as fetcher:
+        page = await fetcher.fetch(url)
+        body = page.body or b""
+        if looks_like_feed(body):
+            return [url.strip()]
+        announced = discover_feed_urls(body, page.final_url)
+        if announced:
+            return announced
+        for candidate in probe_urls(page.final_url):
+            if await _serves_feed(fetcher, candidate):
+                return [candidate]
+    raise ParseError(url, "no feed found: the page announces none, and no usual feed path has one")
+
+
+async def _serves_feed(fetcher: Fetcher, url: str) -> bool:
+    try:
+        result = await fetcher.fetch(url)
+    except FetchError:
+        return False
+    return looks_like_feed(result.body or b"")
 
 
 def discover_feed_urls(html: bytes, base_url: str) -> list[str]:
