@@ -68,7 +68,7 @@ def write_opml(feeds: Iterable[FeedSource], title: str = "newsfold feeds") -> st
 
 def write_toml(feeds: Iterable[FeedSource]) -> str:
     """[[feeds]] tables, readable by `feeds import` and as part of a config file."""
-    blocks = ["# newsfold feed list: `newsfold feeds import` reads it, as OPML too.\n"]
+    blocks = []
     for feed in feeds:
         lines = ["[[feeds]]", f"url = {_toml_string(feed.url)}"]
         if feed.name:
