@@ -11,6 +11,13 @@ Bounds and manners, all from FetchSettings:
 - only http and https, and only public addresses unless allow_private_networks (see netguard);
 - requests in flight capped overall and per host, for feeds and article pages alike;
 - conditional GET: a 304 comes back as a FetchResult without a body.
+
+FetchError kinds (transient ones may succeed later):
+    http_<code>   an error status; 404, 408, 425, 429 and 5xx transient, Retry-After kept on 429/503
+    timeout       no complete answer within the deadline (transient)
+    dns, connect, tls, network, protocol   failures below HTTP (transient)
+    too_large     body over the cap          redirects   a loop, or more hops than allowed
+    blocked       not http(s), or a non-public address    url   not a valid URL
 """
 
 from __future__ import annotations
@@ -86,7 +93,7 @@ class Fetcher:
         last_modified: str | None = None,
         accept: str = FEED_ACCEPT,
     ) -> FetchResult:
-        """GET `url`, following redirects; a 2xx or a 304 is returned, anything else raised."""
+        """GET `url`, following redirects: a 2xx or a 304, or a FetchError naming `url`."""
         headers = request_headers(accept, etag, last_modified)
         budget = Budget(self._settings.timeout)
         target = checked_url(url, url)
@@ -139,7 +146,11 @@ class Fetcher:
         raise status_error(url, response, self._settings.max_retry_after.total_seconds(), now)
 
     async def _read_body(self, url: str, response: httpx.Response) -> bytes:
-        """The decompressed body, stopped as soon as it passes the cap."""
+        """The decompressed body, stopped as soon as it passes the cap.
+
+        httpx inflates one network read at a time, so a gzip bomb costs at most one read's
+        worth of inflated bytes (about 64 MB for a 64 KB read) before the cap stops it.
+        """
         cap = self._settings.max_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
