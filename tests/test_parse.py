@@ -649,22 +649,26 @@ def test_root_element() -> None:
 # --- hostile XML -------------------------------------------------------------------------------
 
 
-def billion_laughs(one_line: bool) -> bytes:
+def billion_laughs(one_line: bool, comment: str = "") -> bytes:
     levels = ['<!ENTITY lol "lol">'] + [
         f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10)
     ]
     separator = "" if one_line else "\n"
     doctype = f"<!DOCTYPE rss [{separator}{separator.join(levels)}{separator}]>"
     return (
-        f'<?xml version="1.0"?>\n{doctype}\n<rss version="2.0"><channel><title>t</title>'
+        f'<?xml version="1.0"?>\n{comment}{doctype}\n<rss version="2.0"><channel><title>t</title>'
         "<item><title>A&lol9;B</title><link>https://e.com/1</link></item></channel></rss>"
     ).encode()
 
 
-@pytest.mark.parametrize("one_line", [False, True], ids=["multi-line", "one-line"])
-def test_billion_laughs_is_not_expanded(one_line: bool) -> None:
+@pytest.mark.parametrize(
+    ("one_line", "comment"),
+    [(False, ""), (True, ""), (True, f"<!-- {'x' * 10_000} -->\n")],
+    ids=["multi-line", "one-line", "after-a-long-comment"],
+)
+def test_billion_laughs_is_not_expanded(one_line: bool, comment: str) -> None:
     """Nested entity definitions are dropped: the entry keeps the reference, not 10^9 lols."""
-    (entry,) = parse_body(billion_laughs(one_line)).entries
+    (entry,) = parse_body(billion_laughs(one_line, comment)).entries
     assert entry.title is not None
     assert "lollol" not in entry.title
     assert len(entry.title) < 20

@@ -259,7 +259,8 @@ def _feedparser(text: str, url: str) -> Any:
 
 def _defuse_doctype(text: str, url: str) -> str:
     """Keep a DOCTYPE's name and plain entities; drop entity references and external entities."""
-    start = _DOCTYPE_START.search(text, 0, 4096)
+    # A closed DOCTYPE lies inside the prolog; an unclosed one right after where it stops.
+    start = _DOCTYPE_START.search(text, 0, max(4096, _prolog_end(text) + 64))
     if start is None:
         return text
     doctype = _DOCTYPE.match(text, start.start())
