@@ -38,6 +38,23 @@ def token_f1(predicted: str, truth: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def mean_f1_by_collection(pages: list[CorpusPage], texts: list[str]) -> dict[str, float]:
+    """Mean token F1 of each page's text against its truth text, per collection."""
+    scores: dict[str, list[float]] = {}
+    for page, text in zip(pages, texts, strict=True):
+        if page.truth is not None:
+            scores.setdefault(page.collection, []).append(token_f1(text, page.truth))
+    return {name: sum(values) / len(values) for name, values in scores.items()}
+
+
+def snippet_counts(pages: list[CorpusPage], texts: list[str]) -> tuple[int, int]:
+    """trafilatura-eval: (main-text snippets found, boilerplate snippets absent) over all pages."""
+    pairs = list(zip(pages, texts, strict=True))
+    found = sum(snippet in text for page, text in pairs for snippet in page.with_snippets)
+    absent = sum(snippet not in text for page, text in pairs for snippet in page.without_snippets)
+    return found, absent
+
+
 @dataclass(frozen=True, slots=True)
 class CorpusPage:
     """One article page of the corpus with its ground truth, if it has one."""

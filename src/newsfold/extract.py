@@ -150,6 +150,9 @@ _DATE_KEYS = (
     "date",
 )
 _LANGUAGE_KEYS = ("content-language", "og:locale")
+# A BCP 47 tag: language, then script, region or variant subtags. Rejects "utf-8" (seen in the
+# wild as a Content-Language).
+_LANGUAGE_TAG = re.compile(r"([a-z]{2,3})(?:[-_](?:[a-z]{2}|[a-z]{4}|\d{3}|[a-z\d]{5,8}))*$", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,9 +299,12 @@ def _site_name(page: PageMeta) -> str | None:
 
 def _language(page: PageMeta) -> str | None:
     """The primary language subtag, lowercase ("de" for "de-AT" or "de_AT")."""
-    tag = page.lang or page.first(_LANGUAGE_KEYS) or _clean(page.article.get("inLanguage"))
-    primary = re.split(r"[-_,;\s]", tag, maxsplit=1)[0].lower() if tag else ""
-    return primary if primary.isalpha() and 2 <= len(primary) <= 3 else None
+    tags = [page.lang, *(page.meta.get(k) for k in _LANGUAGE_KEYS), page.article.get("inLanguage")]
+    for tag in tags:
+        match = _LANGUAGE_TAG.match(tag.split(",")[0].strip()) if isinstance(tag, str) else None
+        if match:
+            return match.group(1).lower()
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
