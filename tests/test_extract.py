@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import trafilatura
 
 from newsfold.config import ExtractSettings
 from newsfold.errors import ExtractError
@@ -28,6 +27,7 @@ from tests.textmetrics import (
     CorpusPage,
     corpus_pages,
     mean_f1_by_collection,
+    plain_trafilatura,
     snippet_counts,
     token_f1,
 )
@@ -38,11 +38,6 @@ ALLOWED_F1_LOSS = 0.01  # against plain trafilatura.extract, per collection
 NO_CHARSET = "text/html"  # a Content-Type that names no charset: the page must say it itself
 EMPTY_PAGE = b"<html><head><title>Nothing</title></head><body><script>x=1</script></body></html>"
 GERMAN_PHRASE = "Gesine aus Tübingen läuft die Zeit davon"  # badische-zeitung.de, ISO-8859-1
-
-
-def plain_trafilatura(body: bytes, *, url: str, content_type: str | None) -> Extracted:
-    """The baseline: trafilatura.extract on the bytes with its default settings."""
-    return Extracted(text=trafilatura.extract(body) or "")
 
 
 def stuck_on_marker(body: bytes, *, url: str, content_type: str | None) -> Extracted:
@@ -291,3 +286,14 @@ def test_no_text_error_crosses_the_pool() -> None:
         pytest.raises(ExtractError, match=r"^https://example\.com/e: no main text found$"),
     ):
         asyncio.run(pool.extract(EMPTY_PAGE, "https://example.com/e", None))
+
+
+def test_closed_pool_refuses_pages_with_extract_error() -> None:
+    """Handing a page to a closed pool is one page's ExtractError, not a crash or a hang."""
+    page = _corpus_page("DW_2024_01_30")
+    pool = ExtractPool(ExtractSettings(workers=1))
+    pool.close()
+    with pytest.raises(
+        ExtractError, match=r"^https://www\.dw\.com/.*: extraction pool unavailable"
+    ):
+        asyncio.run(pool.extract(page.body(), page.url, NO_CHARSET))

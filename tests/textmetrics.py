@@ -1,4 +1,4 @@
-"""Token F1 and the corpus ground truth, shared by the extraction tests and benchmarks.
+"""Token F1, the corpus ground truth and the plain-trafilatura baseline, for tests and benches.
 
 The corpus lives in /work/shared/corpus (``../shared/corpus`` from the repository root); its
 README.md describes each collection and the shape of its truth files.
@@ -13,6 +13,10 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import trafilatura
+
+from newsfold.model import Extracted
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 # Readability's own tests run every page under this address; the corpus has no real URL for them.
@@ -36,6 +40,14 @@ def token_f1(predicted: str, truth: str) -> float:
     precision = overlap / sum(got.values())
     recall = overlap / sum(want.values())
     return 2 * precision * recall / (precision + recall)
+
+
+def plain_trafilatura(body: bytes, *, url: str, content_type: str | None) -> Extracted:
+    """The baseline to compare with: trafilatura.extract on the raw bytes, default settings.
+
+    Same signature as newsfold.extract.extract_page, so ExtractPool can run it too.
+    """
+    return Extracted(text=trafilatura.extract(body) or "")
 
 
 def mean_f1_by_collection(pages: list[CorpusPage], texts: list[str]) -> dict[str, float]:
