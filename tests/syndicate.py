@@ -27,10 +27,9 @@ from datetime import UTC, datetime, timedelta
 from itertools import combinations
 from math import comb
 
-from textmetrics import CORPUS, corpus_pages
-
 from newsfold.config import DedupSettings
 from newsfold.dedup import Fingerprint, band_keys, choose_story, compare
+from tests.textmetrics import CORPUS, corpus_pages
 
 BASE_TIME = datetime(2026, 2, 17, 6, 0, tzinfo=UTC)
 MIN_WORDS_KEPT = 50  # a truncated copy keeps at least this many words
@@ -303,12 +302,12 @@ def syndicate(original: Doc, rng: random.Random, copies: int) -> list[Doc]:
         for name in chosen:
             paras, title = TRANSFORMS[name](paras, title, outlet, rng)
         kind = "copy:" + "+".join(chosen) + ("/update" if base is not original else "")
-        made.append(_version(original, f"c{i}", paras, title, outlet, rng, kind))
+        made.append(_version(base, f"c{i}", paras, title, outlet, rng, kind))
     return made
 
 
 def _version(
-    original: Doc,
+    base: Doc,
     suffix: str,
     paras: list[str],
     title: str,
@@ -317,12 +316,12 @@ def _version(
     kind: str,
 ) -> Doc:
     return replace(
-        original,
-        id=f"{original.id}-{suffix}",
+        base,
+        id=f"{base.id}-{suffix}",
         title=title,
         text="\n\n".join(paras),
         outlet=outlet,
-        published=original.published + timedelta(minutes=rng.randint(5, 600)),
+        published=base.published + timedelta(minutes=rng.randint(5, 600)),
         kind=kind,
     )
 
@@ -357,7 +356,9 @@ The yield on the benchmark 10-year Treasury note moved to {_pct(rng, 3.5, 4.9)}%
 
 Advancing issues outnumbered decliners on the NYSE by a {_pct(rng, 1, 3)}-to-1 ratio; on the Nasdaq, a {_pct(rng, 1, 3)}-to-1 ratio favored advancers. The S&P 500 posted {rng.randint(2, 60)} new 52-week highs and {rng.randint(1, 30)} new lows.
 
-The S&P 500 is a market-capitalisation-weighted index of 500 leading publicly traded companies in the United States and is widely regarded as the best single gauge of large-cap U.S. equities. Market data is provided by exchanges and may be delayed by at least 15 minutes."""  # noqa: E501
+The S&P 500 is a market-capitalisation-weighted index of 500 leading publicly traded companies in the United States and is widely regarded as the best single gauge of large-cap U.S. equities. Market data is provided by exchanges and may be delayed by at least 15 minutes.
+
+Investors will be watching closely for further signals on the path of interest rates, corporate earnings and the health of the consumer in the days ahead. Analysts cautioned that trading could remain choppy as markets digest the latest economic data and what it means for the outlook."""  # noqa: E501
     return title, text
 
 
@@ -394,7 +395,9 @@ def _football(rng: random.Random) -> tuple[str, str]:
 
 The result leaves {home} in {rng.randint(1, 20)}th place in the table with {rng.randint(10, 70)} points, while {away} sit in {rng.randint(1, 20)}th place with {rng.randint(10, 70)} points.
 
-Both managers will now turn their attention to the next round of fixtures. Full match statistics, player ratings and highlights are available on our live scores page, which is updated throughout every game of the season."""  # noqa: E501
+Both managers will now turn their attention to the next round of fixtures. Full match statistics, player ratings and highlights are available on our live scores page, which is updated throughout every game of the season.
+
+Tickets for upcoming home matches are available from the club's official website and ticket office. Supporters are reminded that bags may be searched on entry and that the stadium operates a strict no-smoking policy in all areas."""  # noqa: E501
     return title, text
 
 
@@ -671,20 +674,28 @@ def _merged_pairs(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Folding:
+    """The outcome of `fold`: each doc's story, and how many candidate pairs were verified."""
+
+    stories: list[int]  # for each doc, the index of the doc that started its story
+    compared: int
+
+
 def fold(
     docs: Sequence[Doc], fingerprints: Sequence[Fingerprint], settings: DedupSettings
-) -> list[int]:
+) -> Folding:
     """Cluster `docs` as the pipeline does: in order of publication, each doc looks up its LSH
     candidates among the docs before it, verifies them and joins one story or starts its own.
-
-    Returns, for each doc, the index of the doc that started its story.
     """
     order = sorted(range(len(docs)), key=lambda i: (docs[i].published, docs[i].id))
     index: dict[int, list[int]] = {}
     story_of = list(range(len(docs)))
+    compared = 0
     for i in order:
         keys = band_keys(fingerprints[i], settings)
         candidates = sorted({j for key in keys for j in index.get(key, ())})
+        compared += len(candidates)
         pairs = [
             (story_of[j], compare(fingerprints[i], fingerprints[j], settings)) for j in candidates
         ]
@@ -692,4 +703,4 @@ def fold(
         story_of[i] = i if story is None else story
         for key in keys:
             index.setdefault(key, []).append(i)
-    return story_of
+    return Folding(story_of, compared)

@@ -102,21 +102,27 @@ class ExtractSettings:
 @dataclass(frozen=True, slots=True)
 class DedupSettings:
     threshold: float = doc(
-        "similarity (max of Jaccard and containment of word shingles) at which copies fold", 0.5
+        "share of the shorter text's word shingles found in the other (containment) at which"
+        " copies fold, if their facts agree",
+        0.5,
     )
     window: timedelta = doc("how far back a new article is compared", timedelta(days=7))
     shingle_size: int = doc("words per shingle", 5)
     num_perm: int = doc("MinHash permutations", 128)
     fact_threshold: float = doc(
-        "share of fact tokens (numbers, names) two copies must have in common to fold", 0.7
+        "share of the numbers, and of the names, of the text with fewer of them that the other"
+        " must have for copies to fold",
+        0.8,
     )
     lsh_threshold: float = doc(
-        "Jaccard around which LSH bands start to find candidates (lower finds more)", 0.2
+        "Jaccard index around which LSH bands start to find candidates (lower finds more)", 0.2
     )
     lead_words: int = doc(
-        "words at the start of a text that get LSH keys of their own (0: none)", 60
+        "words at the start of a text that get LSH keys of their own, so copies cut short are"
+        " found (0: none)",
+        100,
     )
-    fact_sketch_size: int = doc("fact-token hashes kept per article", 256)
+    fact_sketch_size: int = doc("fact-token hashes kept per article", 128)
     preferred_outlets: tuple[str, ...] = doc(
         "host names whose copy becomes a story's canonical copy, in order of preference", ()
     )
@@ -257,6 +263,7 @@ _POSITIVE = {
     "extract.page_timeout",
     "dedup.shingle_size",
     "dedup.num_perm",
+    "dedup.fact_sketch_size",
     "schedule.min_interval",
     "schedule.default_interval",
     "schedule.max_interval",
@@ -271,8 +278,14 @@ def _validate(settings: Settings) -> None:
         is_number = isinstance(numeric, int | float) and not isinstance(numeric, bool)
         if is_number and (numeric < 0 or (label in _POSITIVE and numeric == 0)):
             raise ConfigError(f"{label}: must be positive, got {value!r}")
-    if not 0.0 < settings.dedup.threshold <= 1.0:
-        raise ConfigError(f"dedup.threshold: must be in (0, 1], got {settings.dedup.threshold}")
+    for key in ("threshold", "lsh_threshold"):
+        value = getattr(settings.dedup, key)
+        if not 0.0 < value <= 1.0:
+            raise ConfigError(f"dedup.{key}: must be in (0, 1], got {value}")
+    if settings.dedup.fact_threshold > 1.0:
+        raise ConfigError(
+            f"dedup.fact_threshold: must be at most 1, got {settings.dedup.fact_threshold}"
+        )
     schedule = settings.schedule
     if schedule.min_interval > schedule.max_interval:
         raise ConfigError("schedule.min_interval: must not exceed schedule.max_interval")

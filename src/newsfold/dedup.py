@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 import xxhash
@@ -37,9 +37,9 @@ _PUNCTUATION = re.compile(r"[^\w\s]|_")
 _UNSPACED = re.compile(
     "([\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])"
 )
-# A fact candidate, with the sentence boundary (if any) right before it.
+# A fact candidate, with the sentence boundary (if any) right before it; "'s" is left out.
 _FACT_SCAN = re.compile(
-    r"([.!?:;\n\"“«„—\u2013]?)[\s(\[]*(\d+(?:[.,:]\d+)*|[^\W\d_]+(?:['\u2019][^\W\d_]+)*)"
+    r"([.!?:;\n\"“«„—\u2013]?)[\s(\[]*(\d+(?:[.,:]\d+)*|[^\W\d_]+(?:['\u2019](?!s\b)[^\W\d_]+)*)"
 )
 # Prose ends with a full stop, a question or exclamation mark, a closing quote or bracket.
 _PROSE_END = (".", "!", "?", '"', "”", "\u2019", "'", ")", "。")  # NFKC turned "…" into "..."
@@ -50,11 +50,15 @@ _AGENCIES = frozenset(
     {"afp", "ap", "reuters", "efe", "dpa", "ansa", "xinhua", "upi", "kyodo", "yonhap", "aap",
      "pti", "ians", "tass", "anadolu", "apa", "sda", "ats", "ctk", "pap", "epa"}
 )  # fmt: skip
-_MIN_FACTS = 3  # fewer facts of a kind on either side tell nothing about that kind
+_FEW_FACTS = 3  # below this many facts of a kind, a share of them is no evidence
+_MIN_MATCHES = 2  # equal MinHash values needed before containment is scaled up from Jaccard
 _MINHASH_SEED = 1
 _LEAD_PERM = 32
+_BAND_VALUES = 128
 _FORMAT_VERSION = 1
-_HEADER = struct.Struct("<BHHIHI")  # version, num_perm, lead perms, shingles, facts kept, seen
+_HEADER = struct.Struct(
+    "<BHHIHHI"
+)  # version, perms, lead perms, shingles, lead's, facts kept, seen
 
 
 def normalize_text(text: str) -> str:
@@ -104,6 +108,7 @@ def fact_tokens(text: str) -> frozenset[str]:
 
 
 def is_number(fact: str) -> bool:
+    """Whether a fact token is a number (else it is a name)."""
     return fact[0].isdigit()
 
 
@@ -111,16 +116,17 @@ def is_number(fact: str) -> bool:
 class Fingerprint:
     """What dedup keeps of an article's text.
 
-    `signature` holds the MinHash values (uint32, little-endian) of all word shingles, `lead`
-    those of the shingles of the first `lead_words` words (truncated copies keep the lead);
-    `facts` the smallest `fact_sketch_size` 32-bit hashes of the fact tokens, sorted: a bottom-k
-    sketch, exact while `fact_count` fits. A fact's hash is even for a number and odd for a name.
-    `text_hash` is the SHA-256 of the normalized text.
+    `signature` holds the MinHash values (uint32, little-endian) of the `shingle_count` word
+    shingles, `lead` those of the `lead_count` shingles of the first `lead_words` words (a copy
+    cut short keeps the lead). `facts` holds the smallest `fact_sketch_size` 32-bit hashes of
+    the fact tokens, sorted: a bottom-k sketch, exact while `fact_count` fits; a fact's hash is
+    even for a number and odd for a name. `text_hash` is the SHA-256 of the normalized text.
     """
 
     signature: bytes
     lead: bytes
     shingle_count: int
+    lead_count: int
     facts: tuple[int, ...]
     fact_count: int
     text_hash: bytes
@@ -136,6 +142,7 @@ class Fingerprint:
             self.num_perm,
             len(self.lead) // 4,
             self.shingle_count,
+            self.lead_count,
             len(self.facts),
             self.fact_count,
         )
@@ -145,7 +152,9 @@ class Fingerprint:
     @classmethod
     def from_bytes(cls, data: bytes) -> Fingerprint:
         """Read what `to_bytes` wrote."""
-        version, num_perm, lead_perm, shingle_count, kept, seen = _HEADER.unpack_from(data)
+        version, num_perm, lead_perm, shingles, lead_shingles, kept, seen = _HEADER.unpack_from(
+            data
+        )
         if version != _FORMAT_VERSION:
             raise ValueError(f"unknown fingerprint format version {version}")
         parts = []
@@ -157,7 +166,8 @@ class Fingerprint:
         return cls(
             signature=signature,
             lead=lead,
-            shingle_count=shingle_count,
+            shingle_count=shingles,
+            lead_count=lead_shingles,
             facts=tuple(int(f) for f in np.frombuffer(facts, dtype="<u4")),
             fact_count=seen,
             text_hash=digest,
@@ -196,12 +206,13 @@ def sketch(
     settings: DedupSettings,
 ) -> Fingerprint:
     """A fingerprint from its parts: all shingles, the lead's, the fact tokens, the text."""
-    unique = set(ordered)
+    unique, lead_unique = set(ordered), set(lead) if settings.lead_words else set()
     fact_hashes = sorted({_fact_hash(f) for f in facts})
     return Fingerprint(
         signature=_minhash(unique, settings.num_perm),
-        lead=_minhash(set(lead), _LEAD_PERM) if settings.lead_words else b"",
+        lead=_minhash(lead_unique, _LEAD_PERM) if lead_unique else b"",
         shingle_count=len(unique),
+        lead_count=len(lead_unique),
         facts=tuple(fact_hashes[: settings.fact_sketch_size]),
         fact_count=len(fact_hashes),
         text_hash=hashlib.sha256(normalized.encode()).digest(),
@@ -246,7 +257,7 @@ def band_keys(fp: Fingerprint, settings: DedupSettings) -> list[int]:
 
 
 def _signature_keys(which: int, signature: bytes, threshold: float) -> list[int]:
-    bands, rows = lsh_bands(threshold, len(signature) // 4)
+    bands, rows = lsh_bands(threshold, min(len(signature) // 4, _BAND_VALUES))
     width = 4 * rows
     keys = []
     for band in range(bands):
@@ -263,8 +274,8 @@ def _signature_keys(which: int, signature: bytes, threshold: float) -> list[int]
 class Similarity:
     """How alike two fingerprints are, and whether they fold, with the reason in words.
 
-    `fact_overlap` is the lower of the number and the name overlap (1.0 when neither text has
-    enough facts of a kind to compare).
+    `containment_est` is the higher of the whole texts' and the leads' estimate; `fact_overlap`
+    the lower of the `fact_overlaps` scores (1.0 when neither kind can be compared).
     """
 
     jaccard_est: float
@@ -274,13 +285,20 @@ class Similarity:
     reason: str
 
 
-def estimate_jaccard(a: Fingerprint, b: Fingerprint) -> float:
-    """Share of equal MinHash values: an unbiased estimate of the shingle Jaccard index."""
-    if a.num_perm != b.num_perm:
+def equal_values(a: bytes, b: bytes) -> int:
+    """How many MinHash values two signatures share; / their length estimates the Jaccard index."""
+    if len(a) != len(b):
         raise ValueError("fingerprints made with different num_perm cannot be compared")
-    values_a = np.frombuffer(a.signature, dtype="<u4")
-    values_b = np.frombuffer(b.signature, dtype="<u4")
-    return float(np.count_nonzero(values_a == values_b)) / a.num_perm
+    return int(np.count_nonzero(np.frombuffer(a, dtype="<u4") == np.frombuffer(b, dtype="<u4")))
+
+
+def estimate_containment(a: bytes, b: bytes, size_a: int, size_b: int) -> tuple[float, float]:
+    """(Jaccard, containment) estimated from two signatures of sets of the given sizes."""
+    matches = equal_values(a, b)
+    jaccard = matches / max(len(a) // 4, 1)
+    if matches < _MIN_MATCHES:  # one chance match would make a short text "contained" anywhere
+        return jaccard, jaccard
+    return jaccard, containment_from_jaccard(jaccard, size_a, size_b)
 
 
 def containment_from_jaccard(jaccard: float, size_a: int, size_b: int) -> float:
@@ -292,37 +310,52 @@ def containment_from_jaccard(jaccard: float, size_a: int, size_b: int) -> float:
 
 
 def fact_overlaps(a: Fingerprint, b: Fingerprint) -> dict[str, float]:
-    """Containment |A ∩ B| / min(|A|, |B|) of the numbers and of the names of two texts.
+    """How well the numbers and the names of two texts agree, each from 0 to 1.
 
-    A kind is left out when either text has fewer than three facts of it. Where a bottom-k
-    sketch was cut, both are compared below the lower cut-off: a uniform sample of each set.
+    A kind scores |A ∩ B| / min(|A|, |B|): the share of the smaller set found in the other.
+    With fewer than three numbers on either side, one shared number scores 1 (a copy cut short
+    keeps few) and none scores 0 (a quake of another magnitude); numbers are left out only when
+    a text has none. Names are left out when either text has fewer than three: templates
+    repeat names (indices, agencies, institutions), so one or two tell nothing. Where a bottom-k
+    sketch was cut, both are compared below the lower cut-off, a uniform sample of each set,
+    and a kind needs three facts in the sample to score.
     """
-    cutoff = min((fp.facts[-1] for fp in (a, b) if fp.fact_count > len(fp.facts)), default=1 << 32)
+    cut = [fp.facts[-1] for fp in (a, b) if fp.fact_count > len(fp.facts)]
+    cutoff = min(cut, default=1 << 32)
     overlaps = {}
-    for kind, parity in (("numbers", 0), ("names", 1)):
+    for parity, kind in enumerate(("numbers", "names")):
         facts_a = {f for f in a.facts if f <= cutoff and f & 1 == parity}
         facts_b = {f for f in b.facts if f <= cutoff and f & 1 == parity}
         smaller = min(len(facts_a), len(facts_b))
-        if smaller >= _MIN_FACTS:
-            overlaps[kind] = len(facts_a & facts_b) / smaller
+        shared = len(facts_a & facts_b)
+        if smaller >= _FEW_FACTS:
+            overlaps[kind] = shared / smaller
+        elif smaller and kind == "numbers" and not cut:
+            overlaps[kind] = 1.0 if shared else 0.0
     return overlaps
 
 
 def compare(a: Fingerprint, b: Fingerprint, settings: DedupSettings | None = None) -> Similarity:
     """Verify a candidate pair.
 
-    Folds when the normalized texts are identical, or when the estimated shingle containment
-    reaches `threshold` and the facts agree: numbers and names each overlap by at least
-    `fact_threshold`. Containment is never below Jaccard, so a pair with a high Jaccard index
-    passes the overlap test too; containment also admits a copy cut short.
+    Folds when the normalized texts are identical, or when the shingle containment reaches
+    `threshold` and the facts agree (`fact_overlaps`: numbers and names each at least
+    `fact_threshold`). Containment is estimated from the whole texts' signatures and from the
+    leads', and the higher counts: a copy cut after a few paragraphs shares a tenth of a long
+    story's shingles (a noisy estimate) but most of its lead's. Containment is never below the
+    Jaccard index, so texts with a high Jaccard index pass the overlap test too.
     """
     settings = settings or DedupSettings()
-    jaccard = estimate_jaccard(a, b)
-    containment = containment_from_jaccard(jaccard, a.shingle_count, b.shingle_count)
+    if a.text_hash == b.text_hash:
+        return Similarity(1.0, 1.0, 1.0, True, "identical text")
+    jaccard, containment = estimate_containment(
+        a.signature, b.signature, a.shingle_count, b.shingle_count
+    )
+    if a.lead and b.lead:  # a copy cut short is contained in the lead: a sharper estimate
+        lead = estimate_containment(a.lead, b.lead, a.lead_count, b.lead_count)[1]
+        containment = max(containment, lead)
     overlaps = fact_overlaps(a, b)
     facts = min(overlaps.values(), default=1.0)
-    if a.text_hash == b.text_hash:
-        return Similarity(1.0, 1.0, facts, True, "identical text")
     overlap = f"containment {containment:.2f}"
     if containment < settings.threshold:
         reason = f"too little overlap: {overlap} < {settings.threshold:.2f}"
@@ -349,6 +382,7 @@ def exact_similarity(text_a: str, text_b: str, settings: DedupSettings) -> tuple
 # --- clustering ------------------------------------------------------------------------------
 
 StoryId = TypeVar("StoryId")
+Key = TypeVar("Key")
 
 
 def choose_story(candidates: Sequence[tuple[StoryId, Similarity]]) -> StoryId | None:
@@ -357,9 +391,8 @@ def choose_story(candidates: Sequence[tuple[StoryId, Similarity]]) -> StoryId | 
     `candidates` pairs a candidate story with the article's similarity to one of its members;
     a story may appear once per member or once with its best member, the result is the same.
     Among the pairs that fold, the highest containment (then Jaccard) wins; ties keep the first
-    given. Existing stories are never merged: an article that bridges
-    two stories joins one of them, so no chain of pairwise matches can grow a story out of
-    unrelated texts.
+    given. Existing stories are never merged: an article that bridges two stories joins one of
+    them, so no chain of pairwise matches can grow a story out of unrelated texts.
     """
     folding = [
         (sim.containment_est, sim.jaccard_est, -i, story)
@@ -370,16 +403,18 @@ def choose_story(candidates: Sequence[tuple[StoryId, Similarity]]) -> StoryId | 
 
 
 @dataclass(frozen=True, slots=True)
-class Copy:
+class Copy(Generic[Key]):
     """What `choose_canonical` looks at in one copy of a story."""
 
-    key: object  # whatever identifies the copy for the caller (article id, URL, ...)
+    key: Key  # whatever identifies the copy for the caller (article id, URL, ...)
     site: str | None
     published: datetime | None
     text_chars: int
 
 
-def choose_canonical(copies: Sequence[Copy], preferred_outlets: Sequence[str] = ()) -> Copy:
+def choose_canonical(
+    copies: Sequence[Copy[Key]], preferred_outlets: Sequence[str] = ()
+) -> Copy[Key]:
     """The copy that represents a story.
 
     Rule, in order: a copy from the first outlet of `preferred_outlets` that has one (host names,
@@ -389,7 +424,7 @@ def choose_canonical(copies: Sequence[Copy], preferred_outlets: Sequence[str] = 
     if not copies:
         raise ValueError("a story has at least one copy")
 
-    def rank(item: tuple[int, Copy]) -> tuple[int, float, int, int]:
+    def rank(item: tuple[int, Copy[Key]]) -> tuple[int, float, int, int]:
         index, copy = item
         when = copy.published.timestamp() if copy.published else float("inf")
         return (_preference(copy.site, preferred_outlets), when, -copy.text_chars, index)
