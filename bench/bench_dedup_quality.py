@@ -16,7 +16,7 @@ import dataclasses
 import statistics
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from itertools import combinations
 from pathlib import Path
@@ -120,15 +120,19 @@ class Bench:
         self.sets = [labelled_docs(seed, texts=texts) for seed in seeds]
         self._cache: dict[tuple[str, int, int, int], list[list[Fingerprint]]] = {}
 
-    def run(self, settings: DedupSettings, shingling: str = "word 5") -> Row:
-        shingler, size = SHINGLINGS[shingling]
-        settings = dataclasses.replace(settings, shingle_size=size)
+    def fingerprints(self, settings: DedupSettings, shingling: str) -> list[list[Fingerprint]]:
+        """The fingerprints of every set, made with `settings` and the named shingling."""
+        shingler = SHINGLINGS[shingling][0]
         key = (shingling, settings.num_perm, settings.lead_words, settings.fact_sketch_size)
         if key not in self._cache:
             self._cache[key] = [fingerprints(docs, settings, shingler) for docs in self.sets]
-        return mean_rows(
-            [evaluate(d, f, settings) for d, f in zip(self.sets, self._cache[key], strict=True)]
-        )
+        return self._cache[key]
+
+    def run(self, settings: DedupSettings, shingling: str = "word 5") -> Row:
+        """The metrics of `settings`, averaged over the sets."""
+        settings = dataclasses.replace(settings, shingle_size=SHINGLINGS[shingling][1])
+        prints = self.fingerprints(settings, shingling)
+        return mean_rows([evaluate(d, f, settings) for d, f in zip(self.sets, prints, strict=True)])
 
 
 def quality_table(bench: Bench) -> None:
@@ -143,26 +147,27 @@ def quality_table(bench: Bench) -> None:
     print(f"Defaults: {DEFAULTS}\n")
     print("| metric | value |\n|---|---|")
     for name, value in dataclasses.asdict(row).items():
-        print(f"| {name} | {value:.3f} |" if isinstance(value, float) else f"| {name} | {value} |")
+        print(f"| {name} | {value:.3f} |")
     print()
-    _recall_by_transform(docs, bench)
+    _recall_by_transform(bench)
 
 
-def _recall_by_transform(docs: Sequence[Doc], bench: Bench) -> None:
-    """Share of copies (first set) that ended in the story of their original."""
-    fps = bench._cache[
-        ("word 5", DEFAULTS.num_perm, DEFAULTS.lead_words, DEFAULTS.fact_sketch_size)
-    ][0]
-    stories = fold(docs, fps, DEFAULTS).stories
-    majority: dict[str, int] = {}
-    for doc, story in zip(docs, stories, strict=True):
-        majority.setdefault(doc.story, story)  # the first doc of a story in the set
+def _recall_by_transform(bench: Bench) -> None:
+    """Share of the copies made with each transform that ended in their story's main cluster."""
     joined: dict[str, list[bool]] = defaultdict(list)
-    for doc, story in zip(docs, stories, strict=True):
-        if doc.kind.startswith("copy:"):
-            for transform in doc.kind[5:].split("/")[0].split("+"):
-                joined[transform].append(story == majority[doc.story])
-    print("| transform (in copies) | copies | joined their story |\n|---|---|---|")
+    for docs, prints in zip(bench.sets, bench.fingerprints(DEFAULTS, "word 5"), strict=True):
+        stories = fold(docs, prints, DEFAULTS).stories
+        clusters: dict[str, Counter[int]] = defaultdict(Counter)
+        for doc, story in zip(docs, stories, strict=True):
+            clusters[doc.story][story] += 1
+        for doc, story in zip(docs, stories, strict=True):
+            main = clusters[doc.story].most_common(1)[0][0]
+            transforms = doc.kind.removeprefix("copy:").split("/")[0].split("+")
+            for transform in transforms if doc.kind.startswith("copy:") else ():
+                joined[transform].append(story == main)
+            if doc.kind == "update" or doc.kind.endswith("/update"):
+                joined["(of an update)" if "/" in doc.kind else "update"].append(story == main)
+    print("| transform | copies | in their story's main cluster |\n|---|---|---|")
     for transform, hits in sorted(joined.items()):
         print(f"| {transform} | {len(hits)} | {sum(hits) / len(hits):.3f} |")
     print()

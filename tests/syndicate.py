@@ -9,7 +9,8 @@ the same texts:
 - `trap_stories(seed)`: families of templated stories (market wraps, weather, football results,
   earthquake reports, lottery draws, earnings) that share most wording but not their facts.
 - `outlet_page(doc)`: a text wrapped in one of a few outlet page templates (nav, footer,
-  canonical link, og tags, published time), plain HTML without external assets.
+  canonical link, og tags, published time), plain HTML without external assets;
+  `outlet_feed(outlet, docs)`: an RSS 2.0 feed linking to such pages.
 - `labelled_docs(seed)`: the dedup evaluation set built from the corpus (see `labelled_docs`),
   and `score(...)`: adjusted Rand index, pairwise precision/recall/F1, hard-negative and trap
   merges of a clustering of it.
@@ -24,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from itertools import combinations
 from math import comb
 
@@ -113,7 +115,8 @@ class Doc:
 
     @property
     def url(self) -> str:
-        return f"https://{self.outlet.host}/news/{self.id}"
+        slug = self.id.removeprefix("articles/").replace(".html.gz", "").replace("/", "-")
+        return f"https://{self.outlet.host}/news/{slug}"
 
 
 # --- syndicated copies ----------------------------------------------------------------------
@@ -159,6 +162,14 @@ _BODIES = (
     "Interior Ministry", "Red Cross", "World Health Organization", "national police",
     "regional government", "Finance Ministry", "coast guard", "United Nations", "fire service",
 )  # fmt: skip
+_RELATED_HEADLINES = (
+    "Floods force thousands from their homes in the north",
+    "Central Bank of Ruritania holds rates steady for a third month",
+    "Opposition leader Marta Quist calls for early elections",
+    "Scientists in Geneva unveil a faster particle detector",
+    "Five things to watch in the Champions League this week",
+    "Teachers in Lagos strike over unpaid wages",
+)
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _UPDATE_SENTENCES = (
     "{name}, a spokesperson for the {body}, told reporters on {day} that {n} more people had "
@@ -259,22 +270,16 @@ def _chrome(paras: list[str], title: str, outlet: Outlet, rng: random.Random) ->
     return out, title
 
 
+# In the order a copy goes through them: the dateline lands on the story's first paragraph,
+# an editor's note and page chrome come last.
 TRANSFORMS: dict[str, Transform] = {
     "headline": _new_headline,
     "truncate": _truncate,
-    "note": _editor_note,
     "dateline": _dateline,
     "drop": _drop_paragraph,
+    "note": _editor_note,
     "chrome": _chrome,
 }
-_RELATED_HEADLINES = (
-    "Floods force thousands from their homes in the north",
-    "Central Bank of Ruritania holds rates steady for a third month",
-    "Opposition leader Marta Quist calls for early elections",
-    "Scientists in Geneva unveil a faster particle detector",
-    "Five things to watch in the Champions League this week",
-    "Teachers in Lagos strike over unpaid wages",
-)
 
 
 def syndicate(original: Doc, rng: random.Random, copies: int) -> list[Doc]:
@@ -283,7 +288,7 @@ def syndicate(original: Doc, rng: random.Random, copies: int) -> list[Doc]:
     The updated version (two stories in five) adds one to three paragraphs, as a wire service
     does when news breaks further; each copy starts from the original or the updated version and
     applies one to three transforms. Outlets other than the original's are drawn at random;
-    everything appears between five minutes and ten hours after the original.
+    each version appears between five minutes and ten hours after the one it was made from.
     """
     outlets = [o for o in OUTLETS if o != original.outlet]
     bases = [original]
@@ -380,10 +385,12 @@ The outlook for the rest of the week suggests {rng.choice(["drier", "milder", "c
     return title, text
 
 
+_SIDES = ("Rovers", "United", "Athletic")
+
+
 def _football(rng: random.Random) -> tuple[str, str]:
-    teams = ["Rovers", "United", "Athletic", "Albion", "Wanderers", "City", "Town", "Rangers"]
-    home, away = rng.sample([f"{p} {t}" for p in ("Kingsbridge", "Ashford", "Millbrook",
-                             "Eastleigh", "Redcastle") for t in teams[:3]], 2)  # fmt: skip
+    towns = ("Kingsbridge", "Ashford", "Millbrook", "Eastleigh", "Redcastle")
+    home, away = rng.sample([f"{t} {side}" for t in towns for side in _SIDES], 2)
     hg, ag = rng.randint(0, 5), rng.randint(0, 4)
     scorers = [_name(rng) for _ in range(3)]
     title = f"{home} {hg}-{ag} {away}: match report"
@@ -492,6 +499,7 @@ def trap_stories(seed: int = 7, per_family: int = 7) -> list[Doc]:
 # --- outlet pages ----------------------------------------------------------------------------
 
 _NAV = ("World", "Business", "Politics", "Science", "Sport", "Culture", "Opinion")
+_FOOTER = ("About", "Privacy", "Contact")
 
 
 def outlet_page(doc: Doc) -> str:
@@ -499,8 +507,9 @@ def outlet_page(doc: Doc) -> str:
     esc = html.escape
     body = "\n".join(f"<p>{esc(p)}</p>" for p in paragraphs(doc.text))
     nav = "".join(f'<li><a href="/{s.lower()}">{s}</a></li>' for s in _NAV)
-    related = "".join(f'<li><a href="/news/r{i}">{esc(h)}</a></li>'
-                      for i, h in enumerate(_RELATED_HEADLINES[:4]))  # fmt: skip
+    related = "".join(
+        f'<li><a href="/news/r{i}">{esc(h)}</a></li>' for i, h in enumerate(_RELATED_HEADLINES[:4])
+    )
     head = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{esc(doc.title)} | {esc(doc.outlet.name)}</title>
@@ -513,9 +522,8 @@ def outlet_page(doc: Doc) -> str:
 </head>"""
     time_tag = f'<time datetime="{doc.published.isoformat()}">{doc.published:%d %B %Y %H:%M}</time>'
     article = f"<article><h1>{esc(doc.title)}</h1>{time_tag}\n{body}\n</article>"
-    footer = (f"<footer><p>&copy; 2026 {esc(doc.outlet.name)}</p><ul><li><a href='/about'>About"
-              "</a></li><li><a href='/privacy'>Privacy</a></li><li><a href='/contact'>Contact</a>"
-              "</li></ul></footer>")  # fmt: skip
+    links = "".join(f"<li><a href='/{page.lower()}'>{page}</a></li>" for page in _FOOTER)
+    footer = f"<footer><p>&copy; 2026 {esc(doc.outlet.name)}</p><ul>{links}</ul></footer>"
     layouts = {
         "wire": f"<body><header><b>{esc(doc.outlet.name)}</b></header><main>{article}</main>"
         f"{footer}</body>",
@@ -531,6 +539,22 @@ def outlet_page(doc: Doc) -> str:
         f"<h3>More stories</h3><ul>{related}</ul></div>{footer}</body>",
     }
     return f"{head}\n{layouts[doc.outlet.layout]}\n</html>\n"
+
+
+def outlet_feed(outlet: Outlet, docs: Sequence[Doc]) -> str:
+    """An RSS 2.0 feed of `outlet` listing `docs` (newest first) with links to their pages."""
+    esc = html.escape
+    items = "".join(
+        f"<item><title>{esc(d.title)}</title><link>{esc(d.url)}</link>"
+        f'<guid isPermaLink="true">{esc(d.url)}</guid>'
+        f"<pubDate>{format_datetime(d.published, usegmt=True)}</pubDate>"
+        f"<description>{esc(paragraphs(d.text)[0] if d.text.strip() else '')}</description>"
+        "</item>\n"
+        for d in sorted(docs, key=lambda d: d.published, reverse=True)
+    )
+    channel = f"<title>{esc(outlet.name)}</title><link>https://{outlet.host}/</link>"
+    rss = f'<rss version="2.0"><channel>{channel}\n{items}</channel></rss>\n'
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + rss
 
 
 # --- the evaluation set ----------------------------------------------------------------------
@@ -567,8 +591,7 @@ def labelled_docs(
     docs = _group_docs(texts, rng)
     grouped = {d.id for d in docs}
     rest = sorted(k for k in texts if k not in grouped and texts[k].strip())
-    eligible = [k for k in rest if len(texts[k].split()) >= MIN_WORDS_TO_SYNDICATE
-                and len(paragraphs(texts[k])) >= 4]  # fmt: skip
+    eligible = [k for k in rest if _long_enough(texts[k])]
     chosen = set(rng.sample(eligible, min(originals, len(eligible))))
     for key in rest:
         original = _corpus_doc(
@@ -584,6 +607,10 @@ def labelled_docs(
         if rng.random() < 1 / 3:
             docs.extend(syndicate(trap, rng, rng.randint(1, 2)))
     return docs
+
+
+def _long_enough(text: str) -> bool:
+    return len(text.split()) >= MIN_WORDS_TO_SYNDICATE and len(paragraphs(text)) >= 4
 
 
 def _group_docs(texts: dict[str, str], rng: random.Random) -> list[Doc]:

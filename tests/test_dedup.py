@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+import feedparser
 import pytest
 import trafilatura
 
@@ -34,6 +35,7 @@ from tests.syndicate import (
     Doc,
     fold,
     labelled_docs,
+    outlet_feed,
     outlet_page,
     paragraphs,
     score,
@@ -273,6 +275,26 @@ def test_outlet_pages_extract_back_to_folding_text(wire: list[str]) -> None:
         assert 'property="article:published_time"' in page
         extracted = trafilatura.extract(page) or ""
         assert folds(original, extracted).folds, outlet.layout
+
+
+def test_outlet_feed_lists_the_pages() -> None:
+    """The generated RSS feed parses and links every doc's page, newest first."""
+    docs = [
+        Doc(
+            f"d{i}",
+            f"d{i}",
+            f"Story & {i}",
+            "Lead.\n\nMore.",
+            OUTLETS[1],
+            BASE_TIME + timedelta(hours=i),
+            "test",
+        )
+        for i in range(3)
+    ]
+    parsed = feedparser.parse(outlet_feed(OUTLETS[1], docs))
+    assert not parsed.bozo
+    assert [e.link for e in parsed.entries] == [d.url for d in reversed(docs)]
+    assert parsed.entries[0].title == "Story & 2"
 
 
 @pytest.fixture(scope="module")
