@@ -51,6 +51,7 @@ _AGENCIES = frozenset(
      "pti", "ians", "tass", "anadolu", "apa", "sda", "ats", "ctk", "pap", "epa"}
 )  # fmt: skip
 _FEW_FACTS = 3  # below this many facts of a kind, a share of them is no evidence
+_STRAY_NAMES = 1  # a byline, photo credit or sign-off gives one copy a name the other lacks
 _MIN_MATCHES = 2  # equal MinHash values needed before containment is scaled up from Jaccard
 _MINHASH_SEED = 1
 _LEAD_PERM = 32
@@ -313,12 +314,13 @@ def fact_overlaps(a: Fingerprint, b: Fingerprint) -> dict[str, float]:
     """How well the numbers and the names of two texts agree, each from 0 to 1.
 
     A kind scores |A ∩ B| / min(|A|, |B|): the share of the smaller set found in the other.
-    With fewer than three numbers on either side, one shared number scores 1 (a copy cut short
-    keeps few) and none scores 0 (a quake of another magnitude); numbers are left out only when
-    a text has none. Names are left out when either text has fewer than three: templates
-    repeat names (indices, agencies, institutions), so one or two tell nothing. Where a bottom-k
-    sketch was cut, both are compared below the lower cut-off, a uniform sample of each set,
-    and a kind needs three facts in the sample to score.
+    Numbers are strict; with fewer than three on either side, one shared number scores 1 (a
+    copy cut short keeps few) and none scores 0 (a quake of another magnitude); they are left
+    out only when a text has none. Names are left out when either text has fewer than three
+    (templates repeat names: indices, agencies, institutions), and one name of the smaller set
+    may be missing at no cost (a byline, photo credit or sign-off). Where a bottom-k sketch was
+    cut, both are compared below the lower cut-off, a uniform sample of each set, and a kind
+    needs three facts in the sample to score.
     """
     cut = [fp.facts[-1] for fp in (a, b) if fp.fact_count > len(fp.facts)]
     cutoff = min(cut, default=1 << 32)
@@ -329,7 +331,8 @@ def fact_overlaps(a: Fingerprint, b: Fingerprint) -> dict[str, float]:
         smaller = min(len(facts_a), len(facts_b))
         shared = len(facts_a & facts_b)
         if smaller >= _FEW_FACTS:
-            overlaps[kind] = shared / smaller
+            stray = _STRAY_NAMES if kind == "names" else 0
+            overlaps[kind] = min(1.0, (shared + stray) / smaller)
         elif smaller and kind == "numbers" and not cut:
             overlaps[kind] = 1.0 if shared else 0.0
     return overlaps
