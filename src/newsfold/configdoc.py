@@ -6,6 +6,7 @@ checks both files against these functions; `newsfold config --example` prints th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ def toml_value(value: Any) -> str:
     return str(value)
 
 
-def _toml_tables(rows: list[tuple[str, str, Any, str | None]]) -> list[str]:
+def _toml_tables(rows: Sequence[tuple[str, str, Any, str | None]]) -> list[str]:
     """(section, key, value, comment) rows as TOML tables, a comment line above each key."""
     lines: list[str] = []
     section = None
@@ -71,6 +72,8 @@ def reference_markdown() -> str:
 
 def effective_toml(settings: Settings) -> str:
     """The settings in force, as TOML (what `newsfold config` prints)."""
-    rows = [(name, key, value, None) for name, key, value in iter_settings(settings)]
+    rows: list[tuple[str, str, Any, str | None]] = [
+        (name, key, value, None) for name, key, value in iter_settings(settings)
+    ]
     tables = "\n".join(_toml_tables(rows)).lstrip("\n") + "\n"
     return tables + ("\n" + write_toml(list(settings.feeds)) if settings.feeds else "")

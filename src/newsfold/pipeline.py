@@ -64,11 +64,12 @@ async def run(
     progress = progress or Progress()
     worker = options.worker or f"{socket.gethostname()}:{id(report):x}"
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsfold-store")
-    async with Fetcher(settings.fetch) as fetcher, ExtractPool(settings.extract) as pool:
-        robots = RobotsPolicy(fetcher, settings.fetch.user_agent, store)
-        runner = _FeedRunner(settings, store, clock, fetcher, pool, robots, writer, report)
-        deadline = None if options.max_time is None else started + options.max_time.total_seconds()
-        await _run_feeds(runner, store, clock, options, worker, deadline, progress)
+    deadline = None if options.max_time is None else started + options.max_time.total_seconds()
+    with ExtractPool(settings.extract) as pool:
+        async with Fetcher(settings.fetch) as fetcher:
+            robots = RobotsPolicy(fetcher, settings.fetch.user_agent, store, clock=clock)
+            runner = _FeedRunner(settings, store, clock, fetcher, pool, robots, writer, report)
+            await _run_feeds(runner, store, clock, options, worker, deadline, progress)
     writer.shutdown(wait=True)
     store.prune_dedup(clock() - settings.dedup.window)
     report.seconds = time.monotonic() - started
@@ -159,7 +160,8 @@ class _FeedRunner:
     async def _parse(self, feed: FeedState, result: FetchResult) -> ParsedFeed:
         assert result.body is not None
         cap = self.settings.fetch.max_new_per_feed * FEED_BACKLOG_FACTOR
-        return await self.pool.call(
+        # Off the event loop, so downloads keep flowing while a big feed is read.
+        return await asyncio.to_thread(
             parse_feed,
             result.body,
             url=result.final_url,
@@ -304,7 +306,10 @@ class Folder:
             for c in index.candidates(keys, self.since)
         ]
         story_id = dedup.choose_story(scored)
-        similarity = max((sim.score for sid, sim in scored if sid == story_id), default=1.0)
+        similarity = max(
+            (max(sim.containment_est, sim.jaccard_est) for sid, sim in scored if sid == story_id),
+            default=1.0,
+        )
         return Fold(story_id, similarity, fp.to_bytes(), keys)
 
 

@@ -170,7 +170,9 @@ class SqlStore:
             with self._write() as conn:
                 due = or_(feeds.c.next_check.is_(None), feeds.c.next_check <= now)
                 free = or_(feeds.c.lease_expires.is_(None), feeds.c.lease_expires < now)
-                where = free if include_all else and_(due, free)
+                # --all: every feed not yet checked in this run (one started at `now`).
+                unchecked = or_(feeds.c.last_checked.is_(None), feeds.c.last_checked < now)
+                where = and_(unchecked, free) if include_all else and_(due, free)
                 row = conn.execute(
                     select(feeds)
                     .where(where)
