@@ -2,16 +2,19 @@
 
 How an article finds its story:
 
-1. Exact layer: `text_hash`, the SHA-256 of the normalized text; equal hashes fold at once.
-2. Candidates: `band_keys` cuts the MinHash signature into LSH bands; the store keeps one row per
-   (band key, article) and asks `band_key IN (...)` within the time window, so the cost of a lookup
-   depends on the new article only.
-3. Verification: `compare` estimates Jaccard and containment of word shingles from the two
-   signatures and checks that the fact-bearing tokens (numbers, names) agree. Templated stories
-   (market wraps, weather, results) share most of their wording but not their facts, so shingle
-   overlap alone would fold them.
+1. Exact layer: `Fingerprint.text_hash`, the SHA-256 of the normalized text; equal hashes fold.
+2. Candidates: `band_keys` cuts two MinHash signatures into LSH bands, the whole text's and its
+   lead's (a copy cut after a few paragraphs shares little of a long story but all of its lead).
+   The store keeps one row per (band key, article) and asks `band_key IN (...)` within the time
+   window, so the cost of a lookup depends on the new article only.
+3. Verification: `compare` estimates the shingle containment from the signatures and checks
+   that the fact-bearing tokens (numbers, names) agree. Templated stories (market wraps,
+   weather, results) share most of their wording but not their facts, so shingle overlap alone
+   would fold them.
 4. Clustering: `choose_story` joins the one story the article matches best; it never merges two
-   existing stories.
+   existing stories. `choose_canonical` picks the copy that represents a story.
+
+The defaults in `DedupSettings` were chosen on the evaluation set of bench/bench_dedup_quality.py.
 """
 
 from __future__ import annotations
