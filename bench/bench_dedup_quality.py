@@ -64,7 +64,7 @@ def fingerprints(
         normalized = normalize_text(doc.text)
         lead_text = " ".join(normalized.split()[: settings.lead_words])
         ordered = shingler(normalized, settings.shingle_size)
-        lead = shingler(lead_text, settings.shingle_size)
+        lead = shingler(lead_text, settings.shingle_size) if settings.lead_words else []
         made.append(sketch(ordered, lead, fact_tokens(doc.text), normalized, settings))
     return made
 

@@ -64,7 +64,7 @@ def wire() -> list[str]:
     return paragraphs(truth_text(WIRE_STORY))
 
 
-def folds(text_a: str, text_b: str) -> Similarity:
+def verify(text_a: str, text_b: str) -> Similarity:
     return compare(fingerprint(text_a, SETTINGS), fingerprint(text_b, SETTINGS), SETTINGS)
 
 
@@ -105,7 +105,7 @@ def test_truncated_copy_folds(wire: list[str]) -> None:
     original, copy = "\n\n".join(wire), "\n\n".join(wire[:4])
     assert exact_similarity(original, copy, SETTINGS)[0] < 0.3  # whole-text LSH alone misses it
     assert are_candidates(original, copy)
-    similarity = folds(original, copy)
+    similarity = verify(original, copy)
     assert similarity.folds, similarity.reason
     assert similarity.containment_est > 0.8
 
@@ -118,7 +118,7 @@ def test_updated_version_folds(wire: list[str]) -> None:
     ]
     original, updated = "\n\n".join(wire), "\n\n".join(new + wire)
     assert are_candidates(original, updated)
-    assert folds(original, updated).folds
+    assert verify(original, updated).folds
 
 
 def test_editors_note_and_changed_credit_fold(wire: list[str]) -> None:
@@ -136,7 +136,7 @@ def test_editors_note_and_changed_credit_fold(wire: list[str]) -> None:
         ]
     )
     assert are_candidates(original, copy)
-    similarity = folds(original, copy)
+    similarity = verify(original, copy)
     assert similarity.folds, similarity.reason
     assert similarity.reason.startswith("containment") and "facts agree" in similarity.reason
 
@@ -146,7 +146,7 @@ def test_templated_stories_with_other_numbers_do_not_fold() -> None:
     rng = random.Random(3)
     first, second = (TRAP_FAMILIES["quake"](rng)[1] for _ in range(2))
     assert exact_similarity(first, second, SETTINGS)[1] >= SETTINGS.threshold  # wording alike
-    similarity = folds(first, second)
+    similarity = verify(first, second)
     assert not similarity.folds
     assert "facts differ: numbers" in similarity.reason
 
@@ -156,13 +156,13 @@ def test_templated_story_keeps_its_own_copies() -> None:
     rng = random.Random(5)
     monday, tuesday = (TRAP_FAMILIES["market"](rng)[1] for _ in range(2))
     copy = "\n\n".join(paragraphs(monday)[:3])
-    assert folds(monday, copy).folds
-    assert not folds(tuesday, copy).folds
+    assert verify(monday, copy).folds
+    assert not verify(tuesday, copy).folds
 
 
 def test_independent_reports_of_one_event_do_not_fold() -> None:
     """Two outlets' own reports of the same event share names and numbers but not their text."""
-    similarity = folds(truth_text(SAME_EVENT[0]), truth_text(SAME_EVENT[1]))
+    similarity = verify(truth_text(SAME_EVENT[0]), truth_text(SAME_EVENT[1]))
     assert not similarity.folds
     assert similarity.reason.startswith("too little overlap")
 
@@ -197,7 +197,7 @@ def test_a_bridging_article_does_not_chain_two_stories(wire: list[str]) -> None:
     second = "\n\n".join(paragraphs(truth_text(SAME_EVENT[0]))[:6])
     bridge = f"{first}\n\n{second}"
     texts = [first, second, bridge]
-    assert all(folds(bridge, text).folds for text in (first, second))
+    assert all(verify(bridge, text).folds for text in (first, second))
     docs = [
         Doc(str(i), str(i), "t", text, OUTLETS[0], BASE_TIME + timedelta(hours=i), "test")
         for i, text in enumerate(texts)
@@ -274,7 +274,7 @@ def test_outlet_pages_extract_back_to_folding_text(wire: list[str]) -> None:
         assert f'<link rel="canonical" href="{doc.url}">' in page
         assert 'property="article:published_time"' in page
         extracted = trafilatura.extract(page) or ""
-        assert folds(original, extracted).folds, outlet.layout
+        assert verify(original, extracted).folds, outlet.layout
 
 
 def test_outlet_feed_lists_the_pages() -> None:

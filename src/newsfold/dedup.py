@@ -156,9 +156,8 @@ class Fingerprint:
     @classmethod
     def from_bytes(cls, data: bytes) -> Fingerprint:
         """Read what `to_bytes` wrote."""
-        version, num_perm, lead_perm, shingles, lead_shingles, kept, seen = _HEADER.unpack_from(
-            data
-        )
+        header = _HEADER.unpack_from(data)
+        version, num_perm, lead_perm, shingles, lead_shingles, kept, seen = header
         if version != _FORMAT_VERSION:
             raise ValueError(f"unknown fingerprint format version {version}")
         parts = []
@@ -198,7 +197,8 @@ def fingerprint(text: str, settings: DedupSettings) -> Fingerprint:
     """The fingerprint of an article's text."""
     normalized = normalize_text(text)
     ordered = shingle_list(normalized, settings.shingle_size)
-    lead = ordered[: max(settings.lead_words - settings.shingle_size + 1, 1)]
+    lead_shingles = max(settings.lead_words - settings.shingle_size + 1, 1)
+    lead = ordered[:lead_shingles] if settings.lead_words else []
     return sketch(ordered, lead, fact_tokens(text), normalized, settings)
 
 
@@ -209,8 +209,11 @@ def sketch(
     normalized: str,
     settings: DedupSettings,
 ) -> Fingerprint:
-    """A fingerprint from its parts: all shingles, the lead's, the fact tokens, the text."""
-    unique, lead_unique = set(ordered), set(lead) if settings.lead_words else set()
+    """A fingerprint from its parts (`fingerprint` makes them; benchmarks try other shingles).
+
+    `ordered` holds all shingles in text order, `lead` those of the lead (empty: no lead keys).
+    """
+    unique, lead_unique = set(ordered), set(lead)
     fact_hashes = sorted({_fact_hash(f) for f in facts})
     return Fingerprint(
         signature=_minhash(unique, settings.num_perm),
