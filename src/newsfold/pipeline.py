@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from newsfold import dedup, schedule
 from newsfold.articles import ArticleMaker
@@ -33,6 +33,7 @@ from newsfold.store.sql import entry_hash
 from newsfold.urls import canonicalize_url
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 LEASE = timedelta(minutes=30)  # a crashed worker's feeds return to the pool after this
 FEED_BACKLOG_FACTOR = 10  # parse this many times the per-run cap, so deferred entries come later
 
@@ -99,11 +100,13 @@ async def _run_feeds(
         finally:
             limit.release()
 
-    for feed in leases:
-        await limit.acquire()
+    while True:
+        await limit.acquire()  # before leasing: a leased feed should not wait
         if deadline is not None and time.monotonic() >= deadline:
-            limit.release()
             runner.report.stopped_early = True
+            break
+        feed = await runner.in_store_thread(next, leases, None)
+        if feed is None:
             break
         task = asyncio.create_task(one(feed))
         tasks.add(task)
@@ -116,6 +119,8 @@ async def _run_feeds(
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+    # Feeds cut off by --max-time go back to the pool at once, not when their lease expires.
+    await runner.in_store_thread(store.release_leases, worker)
 
 
 class _FeedRunner:
@@ -138,6 +143,10 @@ class _FeedRunner:
         self.writer = writer
         self.report = report
         self.articles = ArticleMaker(settings, fetcher, pool, robots, report)
+
+    async def in_store_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Every store call runs in one thread: the event loop never waits on a database lock."""
+        return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
 
     async def process(self, feed: FeedState) -> str | None:
         """Check one feed; returns its error line, or None when it went well."""
@@ -219,14 +228,13 @@ class _FeedRunner:
     async def _record_parsed(
         self, feed: FeedState, result: FetchResult, parsed: ParsedFeed
     ) -> None:
-        known = await asyncio.to_thread(
-            self.store.entry_hashes, feed.id, [e.key for e in parsed.entries]
-        )
+        keys = [e.key for e in parsed.entries]
+        known = await self.in_store_thread(self.store.entry_hashes, feed.id, keys)
         changed = [e for e in parsed.entries if known.get(e.key) != entry_hash(e)]
         cap = self.settings.fetch.max_new_per_feed
         taken, deferred = changed[:cap], len(changed) - min(len(changed), cap)
         links = [link for e in taken if e.link and (link := canonicalize_url(e.link))]
-        stored = await asyncio.to_thread(self.store.known_article_urls, links)
+        stored = await self.in_store_thread(self.store.known_article_urls, links)
         edited = {e.key for e in taken if e.key in known}
         made = await self.articles.make(feed, taken, stored, edited)
         now = self.clock()
@@ -268,9 +276,8 @@ class _FeedRunner:
         fingerprints = {a.url: dedup.fingerprint(a.text, self.settings.dedup) for a in articles}
         articles = [replace(a, content_hash=fingerprints[a.url].text_hash.hex()) for a in articles]
         folder = Folder(self.settings, self.clock(), fingerprints)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.writer, self.store.record_feed, update, entries, articles, links, folder
+        return await self.in_store_thread(
+            self.store.record_feed, update, entries, articles, links, folder
         )
 
 

@@ -89,6 +89,8 @@ class SqlStore:
             except BlockingIOError:
                 raise LockedError(f"another newsfold run holds the lock {lock_path}") from None
             try:
+                # Holding the lock proves no other run is alive: leases of a killed run are void.
+                self.release_leases(None)
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
@@ -188,6 +190,14 @@ class SqlStore:
                     .values(lease_owner=worker, lease_expires=now + lease)
                 )
             yield _feed_state(row._mapping)
+
+    def release_leases(self, worker: str | None) -> None:
+        """Give back the feeds leased to `worker` (None: to anyone) and not yet recorded."""
+        owned = (
+            feeds.c.lease_owner.is_not(None) if worker is None else feeds.c.lease_owner == worker
+        )
+        with self._write() as conn:
+            conn.execute(update(feeds).where(owned).values(lease_owner=None, lease_expires=None))
 
     # -- entries and articles ------------------------------------------------------------------
 
