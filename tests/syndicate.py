@@ -31,6 +31,8 @@ from math import comb
 
 from newsfold.config import DedupSettings
 from newsfold.dedup import Fingerprint, band_keys, choose_story, compare
+from newsfold.errors import ExtractError
+from newsfold.extract import extract_page
 from tests.textmetrics import CORPUS, corpus_pages
 
 BASE_TIME = datetime(2026, 2, 17, 6, 0, tzinfo=UTC)
@@ -564,14 +566,20 @@ MIN_WORDS_TO_SYNDICATE = 150
 
 
 def corpus_texts() -> dict[str, str]:
-    """The text of every corpus article page by its corpus path: the truth, else trafilatura's."""
-    import trafilatura  # only the pages without a text truth need it
-
+    """The text of every corpus article page by its corpus path: the truth, else the text the
+    extraction stage gets from the page ("" when it gets none)."""
     texts = {}
     for page in corpus_pages():
         key = str(page.path.relative_to(CORPUS))
-        texts[key] = page.truth if page.truth else (trafilatura.extract(page.body()) or "")
+        texts[key] = page.truth if page.truth else _extracted(page.body(), page.url)
     return texts
+
+
+def _extracted(body: bytes, url: str) -> str:
+    try:
+        return extract_page(body, url=url, content_type=None).text
+    except ExtractError:
+        return ""
 
 
 def labelled_docs(

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 
 import feedparser
 import pytest
-import trafilatura
 
 from newsfold.config import DedupSettings
 from newsfold.dedup import (
@@ -28,6 +27,7 @@ from newsfold.dedup import (
     normalize_text,
     shingles,
 )
+from newsfold.extract import extract_page
 from tests.syndicate import (
     BASE_TIME,
     OUTLETS,
@@ -266,15 +266,16 @@ def test_choose_canonical_prefers_listed_outlets_then_earliest_then_longest() ->
 
 
 def test_outlet_pages_extract_back_to_folding_text(wire: list[str]) -> None:
-    """A copy served in each outlet template, extracted by trafilatura, folds with the original."""
+    """A copy in each outlet template, read by the extraction stage, folds with the original."""
     original = "\n\n".join(wire)
     for outlet in {o.layout: o for o in OUTLETS}.values():
         doc = Doc("pge", "pge", "Power cut to thousands", original, outlet, BASE_TIME, "test")
         page = outlet_page(doc)
         assert f'<link rel="canonical" href="{doc.url}">' in page
         assert 'property="article:published_time"' in page
-        extracted = trafilatura.extract(page) or ""
-        assert verify(original, extracted).folds, outlet.layout
+        extracted = extract_page(page.encode(), url=doc.url, content_type="text/html")
+        assert extracted.canonical_url == doc.url
+        assert verify(original, extracted.text).folds, outlet.layout
 
 
 def test_outlet_feed_lists_the_pages() -> None:
