@@ -7,6 +7,7 @@ README.md and config/newsfold.toml are generated from these declarations.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -68,6 +69,9 @@ class FetchSettings:
     max_redirects: int = doc("redirect hops followed before giving up", 5)
     allow_private_networks: bool = doc(
         "allow loopback, private and link-local targets (refused by default)", False
+    )
+    allowed_networks: tuple[str, ...] = doc(
+        "CIDR ranges let through the address guard although not public (e.g. 10.8.0.0/16)", ()
     )
     respect_robots: bool = doc("honour robots.txt for article pages", True)
     max_new_per_feed: int = doc(
@@ -291,6 +295,17 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("schedule.min_interval: must not exceed schedule.max_interval")
     if settings.fetch.per_host > settings.fetch.concurrency:
         raise ConfigError("fetch.per_host: must not exceed fetch.concurrency")
+    _validate_networks(settings.fetch.allowed_networks)
+
+
+def _validate_networks(networks: tuple[str, ...]) -> None:
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"fetch.allowed_networks: expected CIDR ranges such as 10.8.0.0/16, got {network!r}"
+            ) from None
 
 
 def iter_settings(settings: Settings) -> list[tuple[str, str, Any]]:

@@ -8,7 +8,8 @@ Bounds and manners, all from FetchSettings:
   per operation, so a server dripping one byte a second would never trip them);
 - a body cap counted on decompressed bytes while streaming, so a gzip bomb stops early;
 - redirects followed here, one hop at a time, each hop's URL and address checked;
-- only http and https, and only public addresses unless allow_private_networks (see netguard);
+- only http and https, and only public addresses unless allow_private_networks, or within
+  allowed_networks (see netguard);
 - requests in flight capped overall and per host, for feeds and article pages alike;
 - conditional GET: a 304 comes back as a FetchResult without a body.
 
@@ -172,7 +173,7 @@ def default_transport(settings: FetchSettings) -> httpx.AsyncHTTPTransport:
     )
     if settings.allow_private_networks:
         return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    return guarded_transport(limits)
+    return guarded_transport(limits, allow=settings.allowed_networks)
 
 
 class Redirect(NamedTuple):

@@ -19,6 +19,7 @@ import httpcore
 import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Checked in this order, so the message names the most telling category (127.0.0.1 is also
 # "private" to the ipaddress module, 169.254.169.254 too).
@@ -62,14 +63,20 @@ def refused_category(ip: IPAddress) -> str | None:
     return None
 
 
+def parse_network(network: str) -> IPNetwork:
+    """A CIDR range ("10.1.0.0/16"), or one address as a range of one."""
+    return ipaddress.ip_network(network.strip(), strict=False)
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """Resolves, refuses non-public addresses, then connects to an address it checked."""
 
     def __init__(
         self, allow: Iterable[str] = (), connect_with: httpcore.AsyncNetworkBackend | None = None
     ) -> None:
+        """`allow`: CIDR ranges (or single addresses) let through although not public."""
         self._inner = connect_with or httpcore.AnyIOBackend()
-        self._allow = frozenset(parse_address(address) for address in allow)
+        self._allow = tuple(parse_network(network) for network in allow)
 
     async def connect_tcp(
         self,
@@ -100,7 +107,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         for address in addresses:
             ip = parse_address(address)
             category = refused_category(ip)
-            if category is not None and ip not in self._allow:
+            if category is not None and not any(ip in network for network in self._allow):
                 raise AddressRefused(host, ip, category)
         return addresses
 
@@ -123,9 +130,9 @@ def guarded_transport(
 ) -> httpx.AsyncHTTPTransport:
     """httpx's own transport, with connections opened only to checked addresses.
 
-    `allow` names addresses let through anyway, `connect_with` is the backend that opens the
-    sockets once an address passed (anyio's by default); tests use both to reach the loopback
-    server while making sure nothing else is ever dialled.
+    `allow` names ranges let through anyway (fetch.allowed_networks), `connect_with` is the
+    backend that opens the sockets once an address passed (anyio's by default); tests use both to
+    reach the loopback server while making sure nothing else is ever dialled.
     """
     transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
     # httpx has no public way to choose httpcore's network backend, so the connection pool is
