@@ -406,7 +406,7 @@ class ExtractPool:
     ExtractError. At most two pages per worker are handed to the pool at a time: the rest wait in
     extract(), so no unbounded queue of page bodies builds up, and a page's time limit counts
     from the moment a worker takes it, never while it waits. Cancelling an extract() call
-    cancels its page, killing the worker if it has started. One pool serves one event loop.
+    cancels its page, killing the worker if it has started.
     """
 
     def __init__(self, settings: ExtractSettings, *, extractor: PageExtractor = extract_page):
@@ -418,11 +418,11 @@ class ExtractPool:
             context.set_forkserver_preload([__name__])
         self._pool = pebble.ProcessPool(max_workers=self.workers, context=context)
         self._pool.active  # noqa: B018 - starts the workers now, not in the event loop's first call
-        self._slots = asyncio.Semaphore(2 * self.workers)
+        self._slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
     async def extract(self, body: bytes, url: str, content_type: str | None) -> Extracted:
         """Extract one page in a worker. Raises ExtractError (no text, time-out, worker crash)."""
-        async with self._slots:
+        async with self._slots_of_this_loop():
             try:
                 future = self._pool.schedule(
                     _run_in_worker,
@@ -443,6 +443,13 @@ class ExtractPool:
         if isinstance(result, str):
             raise ExtractError(url, result)
         return result
+
+    def _slots_of_this_loop(self) -> asyncio.Semaphore:
+        """The bound on pages handed to the pool; an asyncio.Semaphore works in one loop only."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._slots:
+            self._slots = {loop: asyncio.Semaphore(2 * self.workers)}
+        return self._slots[loop]
 
     def close(self) -> None:
         """Stop the workers; a page still being extracted is abandoned."""
