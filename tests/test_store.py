@@ -108,11 +108,12 @@ def test_due_feeds_are_leased_once(store: Store) -> None:
         )
     ]
     assert first == ["https://a.example/1"]
+    later_run = NOW + timedelta(minutes=1)
     again = list(
-        store.lease_due_feeds(NOW, include_all=True, worker="w2", lease=timedelta(minutes=5))
+        store.lease_due_feeds(later_run, include_all=True, worker="w2", lease=timedelta(minutes=5))
     )
     assert [f.url for f in again] == ["https://a.example/2"]  # 1 is still leased to w1
-    expired = NOW + timedelta(minutes=6)
+    expired = NOW + timedelta(minutes=7)
     assert (
         len(
             list(
@@ -123,6 +124,16 @@ def test_due_feeds_are_leased_once(store: Store) -> None:
         )
         == 2
     )
+
+
+def test_all_leases_each_feed_once_per_run(store: Store) -> None:
+    """`run --all` hands out each feed once: a feed recorded in this run is not leased again."""
+    store.sync_feeds([FeedSource("https://a.example/1"), FeedSource("https://a.example/2")], NOW)
+    leased = []
+    for feed in store.lease_due_feeds(NOW, include_all=True, worker="w", lease=timedelta(hours=1)):
+        store.record_feed(ok(feed.id), [], [], {}, new_story_each_time)
+        leased.append(feed.url)
+    assert sorted(leased) == ["https://a.example/1", "https://a.example/2"]
 
 
 def test_entries_stored_once_and_updated_when_edited(store: Store) -> None:
