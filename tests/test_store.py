@@ -261,6 +261,7 @@ def test_stories_since_and_limit(store: Store) -> None:
 def test_run_lock_excludes_a_second_run(tmp_path: Path) -> None:
     """On SQLite a second run fails fast with LockedError while the first holds the lock."""
     first, second = open_store(sqlite_url(tmp_path)), open_store(sqlite_url(tmp_path))
+    first.migrate()
     with first.run_lock(wait=False), pytest.raises(LockedError), second.run_lock(wait=False):
         pass
     with second.run_lock(wait=False):
