@@ -94,6 +94,11 @@ class ScheduleSettings:
         "longest interval between two checks of a feed", timedelta(hours=24)
     )
     max_backoff: timedelta = doc("longest wait after repeated failures", timedelta(hours=24))
+    lease: timedelta = doc(
+        "how long a worker keeps a feed it took; if the worker dies, another takes the feed"
+        " after this",
+        timedelta(minutes=30),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +276,7 @@ _POSITIVE = {
     "schedule.min_interval",
     "schedule.default_interval",
     "schedule.max_interval",
+    "schedule.lease",
     "dedup.window",
 }
 
