@@ -34,7 +34,6 @@ from newsfold.urls import canonicalize_url
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
-LEASE = timedelta(minutes=30)  # a crashed worker's feeds return to the pool after this
 FEED_BACKLOG_FACTOR = 10  # parse this many times the per-run cap, so deferred entries come later
 
 
@@ -87,8 +86,9 @@ async def _run_feeds(
     deadline: float | None,
     progress: Progress,
 ) -> None:
+    lease = runner.settings.schedule.lease  # a killed worker's feeds return to the pool after it
     leases = store.lease_due_feeds(
-        clock(), include_all=options.include_all, worker=worker, lease=LEASE
+        clock(), include_all=options.include_all, worker=worker, lease=lease
     )
     limit = asyncio.Semaphore(runner.settings.fetch.concurrency * 2)
     tasks: set[asyncio.Task[None]] = set()
