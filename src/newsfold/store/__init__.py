@@ -1,13 +1,17 @@
 """The store: the narrow interface the stages and the CLI talk to, and `open_store` to get one.
 
 One implementation (`sql.SqlStore`, SQLAlchemy Core) serves SQLite and PostgreSQL; the few places
-where the two differ (run lock, write transactions, upserts) are chosen by dialect inside it.
+where the two differ (run lock, write transactions, upserts, dedup locks, the per-host limit
+shared by workers) are chosen by dialect inside it. `HostSlots` is the fetcher's side of that
+shared per-host limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -60,6 +64,8 @@ class DedupIndex(Protocol):
 
 
 # Given the saved article's id and its data, decide its story (called inside the transaction).
+# It must have no side effects: on PostgreSQL the store first calls it with an index that finds
+# nothing, to learn which keys it will look up and lock them all before the real call.
 Folder = Callable[[int, Article, DedupIndex], Fold]
 
 
@@ -76,6 +82,7 @@ class FeedCommit:
 
 class Store(Protocol):
     url: str
+    shared: bool  # several workers may use it at once (PostgreSQL), so limits live in it
 
     def migrate(self) -> int: ...
 
@@ -131,6 +138,62 @@ class Store(Protocol):
     def record_run(
         self, worker: str, started: datetime, finished: datetime, report: str
     ) -> None: ...
+
+    def acquire_host_slot(
+        self, host: str, owner: str, limit: int, hold: timedelta
+    ) -> int | None: ...
+
+    def release_host_slot(self, host: str, slot: int, owner: str) -> None: ...
+
+
+class HostSlots:
+    """fetch.per_host for every worker sharing a store: a request holds one of the host's slots.
+
+        slots = HostSlots.for_store(store, worker, settings.fetch.per_host, settings.fetch.timeout)
+        async with slots.slot(host): ...   # around one request, inside the fetcher's own limit
+
+    A slot is a row in the store, taken and given back in short transactions; a worker that dies
+    holding one loses it after `hold`. While all are taken the caller polls, backing off up to
+    POLL_MAX. For a store only one worker uses (SQLite), `for_store` returns None: the fetcher's
+    in-process limit is enough and costs nothing.
+    """
+
+    POLL_MIN = 0.02  # seconds
+    POLL_MAX = 0.5
+    HOLD_MARGIN = timedelta(seconds=10)  # beyond the request timeout, before a slot is reclaimed
+
+    def __init__(self, store: Store, owner: str, limit: int, hold: timedelta) -> None:
+        self.store = store
+        self.owner = owner
+        self.limit = limit
+        self.hold = hold
+
+    @classmethod
+    def for_store(cls, store: Store, owner: str, limit: int, timeout: float) -> HostSlots | None:
+        """Slots for the store's workers when it is shared; `timeout` is one request's limit."""
+        if not store.shared:
+            return None
+        return cls(store, owner, limit, timedelta(seconds=timeout) + cls.HOLD_MARGIN)
+
+    @asynccontextmanager
+    async def slot(self, host: str) -> AsyncIterator[None]:
+        taken = await self._wait_for_slot(host)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(self.store.release_host_slot, host, taken, self.owner)
+
+    async def _wait_for_slot(self, host: str) -> int:
+        pause = self.POLL_MIN
+        while True:
+            taken = await asyncio.to_thread(
+                self.store.acquire_host_slot, host, self.owner, self.limit, self.hold
+            )
+            if taken is not None:
+                return taken
+            # Jitter: workers that lost the same race should not all ask again together.
+            await asyncio.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, self.POLL_MAX)
 
 
 def default_db_path(env: dict[str, str]) -> Path:

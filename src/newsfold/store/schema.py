@@ -177,6 +177,28 @@ runs = Table(
     Column("report", Text),
 )
 
+# Every `newsfold run` process that leased a feed: what `stats` lists as the workers seen.
+workers = Table(
+    "workers",
+    metadata,
+    Column("worker", String(64), primary_key=True),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("feeds", Integer, nullable=False, default=0),  # feeds leased so far
+    Index("ix_workers_last_seen", "last_seen"),
+)
+
+# fetch.per_host across workers on PostgreSQL: a request in flight to `host` holds one slot row
+# until it ends or `expires` passes (a killed worker's slots come back by themselves).
+host_slots = Table(
+    "host_slots",
+    metadata,
+    Column("host", Text, primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("owner", String(64)),
+    Column("expires", UTCDateTime),
+)
+
 
 def _create(*tables: Table) -> Callable[[Connection], None]:
     def create(conn: Connection) -> None:
@@ -188,6 +210,7 @@ def _create(*tables: Table) -> Callable[[Connection], None]:
 # Append only. Position + 1 is the version number.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create(feeds, stories, articles, entries, fingerprints, dedup_bands, robots, runs),
+    _create(workers, host_slots),
 ]
 LATEST = len(MIGRATIONS)
 

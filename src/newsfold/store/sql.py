@@ -3,22 +3,35 @@
 SQLite runs in WAL mode with synchronous=NORMAL: a committed transaction survives a process crash,
 and a power loss can lose at most the last transactions, never corrupt the file. Every write
 transaction starts with BEGIN IMMEDIATE so two writers queue instead of failing on a lock upgrade.
+
+On PostgreSQL several workers write at once. What keeps their result equal to one worker's:
+- feeds are leased one at a time (FOR UPDATE SKIP LOCKED), so no feed is checked twice at once;
+- a feed's transaction first takes transaction-level advisory locks on every key its articles'
+  dedup will look up (LSH band keys and exact-text keys), all in one statement in ascending
+  order: two transactions holding copies of one story run their dedup one after the other and
+  the second sees the first's story; the global order means these locks never deadlock;
+- rows two workers may both create (a feed from the config, an article two feeds list, a robots
+  answer) are inserted with ON CONFLICT, and a transaction PostgreSQL still aborts as a deadlock
+  (story rows updated in opposite orders) is run again from the start.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
-from collections.abc import Iterator, Sequence
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
     Engine,
     Insert,
+    Table,
     and_,
     create_engine,
     delete,
@@ -28,6 +41,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from newsfold.errors import LockedError, StoreError
@@ -46,12 +60,20 @@ from newsfold.store.schema import (
     entries,
     feeds,
     fingerprints,
+    host_slots,
     robots,
     runs,
     stories,
+    workers,
 )
 
+T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_S = 60
+MIGRATION_LOCK = 0x6E657773666F6C64  # "newsfold": workers starting at once migrate one by one
+# PostgreSQL's SQLSTATEs for a transaction it aborted so another could go on: run it again.
+RETRY_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+TRANSACTION_ATTEMPTS = 5
+WORKERS_RECENT = timedelta(hours=1)  # `stats` lists the workers seen within this
 
 
 def entry_hash(entry: Entry) -> str:
@@ -65,11 +87,14 @@ class SqlStore:
         self.url = url
         self.engine = _make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.shared = not self.is_sqlite  # SQLite: one run at a time (run_lock)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def migrate(self) -> int:
         with self._write() as conn:
+            if not self.is_sqlite:
+                _advisory_locks(conn, [MIGRATION_LOCK])
             return schema.migrate(conn, _now())
 
     def close(self) -> None:
@@ -102,6 +127,22 @@ class SqlStore:
                 yield conn
         except OperationalError as exc:
             raise StoreError(f"{self._safe_url()}: {_first_line(exc)}") from exc
+
+    def _transaction(self, work: Callable[[Connection], T]) -> T:
+        """`work` in one write transaction, run again when PostgreSQL aborts it as a deadlock."""
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                with self._write() as conn:
+                    return work(conn)
+            except StoreError as exc:
+                if attempt == TRANSACTION_ATTEMPTS or not _retryable(exc.__cause__):
+                    raise
+                time.sleep(random.uniform(0.0, 0.05 * attempt))  # let the other one commit
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _dialect_insert(self, table: Table) -> Any:
+        """INSERT for this dialect, with its ON CONFLICT clauses."""
+        return (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -136,8 +177,9 @@ class SqlStore:
         changed = conn.execute(update(feeds).where(feeds.c.url == source.url).values(**values))
         if changed.rowcount:
             return False
-        conn.execute(
-            feeds.insert().values(
+        added = conn.execute(
+            self._dialect_insert(feeds)
+            .values(
                 url=source.url,
                 name=source.name,
                 status="new",
@@ -146,8 +188,9 @@ class SqlStore:
                 interval_seconds=interval,
                 added_at=now,
             )
+            .on_conflict_do_nothing(index_elements=["url"])
         )
-        return True
+        return bool(added.rowcount)  # 0: another worker added it a moment ago
 
     def remove_feed(self, url: str) -> bool:
         with self._write() as conn:
@@ -167,11 +210,18 @@ class SqlStore:
     def lease_due_feeds(
         self, now: datetime, *, include_all: bool, worker: str, lease: timedelta
     ) -> Iterator[FeedState]:
-        """Due feeds, each leased to `worker` one at a time so several workers share the list."""
+        """Due feeds, each leased to `worker` one at a time so several workers share the list.
+
+        `now` is the run's start: it decides which feeds are due. A lease runs from the moment
+        it is taken (`now` plus the time since the first lease), so a feed leased late in a long
+        run is not handed to another worker before its `lease` is over.
+        """
+        started = time.monotonic()
         while True:
+            at = now + timedelta(seconds=time.monotonic() - started)
             with self._write() as conn:
                 due = or_(feeds.c.next_check.is_(None), feeds.c.next_check <= now)
-                free = or_(feeds.c.lease_expires.is_(None), feeds.c.lease_expires < now)
+                free = or_(feeds.c.lease_expires.is_(None), feeds.c.lease_expires < at)
                 # --all: every feed not yet checked in this run (one started at `now`).
                 unchecked = or_(feeds.c.last_checked.is_(None), feeds.c.last_checked < now)
                 where = and_(unchecked, free) if include_all else and_(due, free)
@@ -187,9 +237,21 @@ class SqlStore:
                 conn.execute(
                     update(feeds)
                     .where(feeds.c.id == row.id)
-                    .values(lease_owner=worker, lease_expires=now + lease)
+                    .values(lease_owner=worker, lease_expires=at + lease)
                 )
+                self._worker_seen(conn, worker, at, leased=1)
             yield _feed_state(row._mapping)
+
+    def _worker_seen(self, conn: Connection, worker: str, at: datetime, leased: int) -> None:
+        seen = self._dialect_insert(workers).values(
+            worker=worker, first_seen=at, last_seen=at, feeds=leased
+        )
+        conn.execute(
+            seen.on_conflict_do_update(
+                index_elements=["worker"],
+                set_={"last_seen": seen.excluded.last_seen, "feeds": workers.c.feeds + leased},
+            )
+        )
 
     def release_leases(self, worker: str | None) -> None:
         """Give back the feeds leased to `worker` (None: to anyone) and not yet recorded."""
@@ -231,22 +293,34 @@ class SqlStore:
         fold: Folder,
     ) -> FeedCommit:
         """One feed's whole result in one transaction: a crash loses this feed's work or none."""
-        with self._write() as conn:
-            self._update_feed_state(conn, update_)
-            added, edited, article_counts = 0, 0, [0, 0, 0]
-            if update_.error is None:
-                saved = {
-                    a.url: self._save_article(conn, a, fold, update_.checked_at, article_counts)
-                    for a in new_articles
-                }
-                ids = self._article_ids(conn, set(links.values()) - set(saved)) | saved
-                for entry in new_entries:
-                    is_new = self._save_entry(
-                        conn, update_, entry, ids.get(links.get(entry.key, ""))
-                    )
-                    added += is_new
-                    edited += not is_new
-                self._refresh_entry_count(conn, update_.feed_id)
+        return self._transaction(
+            lambda conn: self._record_feed(conn, update_, new_entries, new_articles, links, fold)
+        )
+
+    def _record_feed(
+        self,
+        conn: Connection,
+        update_: FeedUpdate,
+        new_entries: Sequence[Entry],
+        new_articles: Sequence[Article],
+        links: dict[str, str],
+        fold: Folder,
+    ) -> FeedCommit:
+        self._update_feed_state(conn, update_)
+        added, edited, article_counts = 0, 0, [0, 0, 0]
+        if update_.error is None:
+            locks = _DedupLocks(conn, enabled=not self.is_sqlite)
+            locks.take_all_asked(fold, new_articles)
+            saved = {
+                a.url: self._save_article(conn, a, fold, locks, update_.checked_at, article_counts)
+                for a in new_articles
+            }
+            ids = self._article_ids(conn, set(links.values()) - set(saved)) | saved
+            for entry in new_entries:
+                is_new = self._save_entry(conn, update_, entry, ids.get(links.get(entry.key, "")))
+                added += is_new
+                edited += not is_new
+            self._refresh_entry_count(conn, update_.feed_id)
         return FeedCommit(added, edited, *article_counts)
 
     def _update_feed_state(self, conn: Connection, u: FeedUpdate) -> None:
@@ -297,11 +371,11 @@ class SqlStore:
         )
         if changed.rowcount:
             return False
-        conn.execute(
-            entries.insert().values(
-                feed_id=u.feed_id, key=entry.key, first_seen=u.checked_at, **values
-            )
+        # A feed whose lease ran out mid-check may be recorded by two workers: the later one wins.
+        saved = self._dialect_insert(entries).values(
+            feed_id=u.feed_id, key=entry.key, first_seen=u.checked_at, **values
         )
+        conn.execute(saved.on_conflict_do_update(index_elements=["feed_id", "key"], set_=values))
         return True
 
     def _refresh_entry_count(self, conn: Connection, feed_id: int) -> None:
@@ -318,33 +392,50 @@ class SqlStore:
         return found
 
     def _save_article(
-        self, conn: Connection, article: Article, fold: Folder, now: datetime, counts: list[int]
+        self,
+        conn: Connection,
+        article: Article,
+        fold: Folder,
+        locks: _DedupLocks,
+        now: datetime,
+        counts: list[int],
     ) -> int:
         """Insert a new article and fold it, or record a changed page as a new version."""
         values = _article_values(article)
-        row = conn.execute(
-            select(articles.c.id, articles.c.content_hash).where(articles.c.url == article.url)
-        ).first()
-        if row is not None:
-            if row.content_hash != article.content_hash:
-                conn.execute(
-                    update(articles)
-                    .where(articles.c.id == row.id)
-                    .values(version=articles.c.version + 1, updated_at=now, **values)
-                )
-                counts[1] += 1
-            return int(row.id)
-        article_id = _insert(
-            conn, articles.insert().values(first_seen=now, updated_at=now, version=1, **values)
-        )
-        counts[0] += 1
-        counts[2] += self._place_in_story(conn, article_id, article, fold, now)
-        return article_id
+        query = select(articles.c.id, articles.c.content_hash).where(articles.c.url == article.url)
+        row = conn.execute(query).first()
+        if row is None:
+            new = self._dialect_insert(articles).values(
+                first_seen=now, updated_at=now, version=1, **values
+            )
+            # Nothing back: another feed's transaction, on another worker, saved it first.
+            inserted = conn.execute(
+                new.on_conflict_do_nothing(index_elements=["url"]).returning(articles.c.id)
+            ).scalar()
+            if inserted is not None:
+                counts[0] += 1
+                counts[2] += self._place_in_story(conn, inserted, article, fold, locks, now)
+                return int(inserted)
+            row = conn.execute(query).one()
+        if row.content_hash != article.content_hash:
+            conn.execute(
+                update(articles)
+                .where(articles.c.id == row.id)
+                .values(version=articles.c.version + 1, updated_at=now, **values)
+            )
+            counts[1] += 1
+        return int(row.id)
 
     def _place_in_story(
-        self, conn: Connection, article_id: int, article: Article, fold: Folder, now: datetime
+        self,
+        conn: Connection,
+        article_id: int,
+        article: Article,
+        fold: Folder,
+        locks: _DedupLocks,
+        now: datetime,
     ) -> int:
-        decision = fold(article_id, article, _DedupView(conn, self.is_sqlite))
+        decision = fold(article_id, article, _DedupView(conn, locks))
         story_id, created = decision.story_id, 0
         if story_id is None:
             story_id = _insert(
@@ -453,21 +544,25 @@ class SqlStore:
         its original order; stories of older articles keep their ids. One transaction: a failed
         refold leaves the stories as they were.
         """
-        with self._write() as conn:
-            rows = conn.execute(
-                select(articles)
-                .where(articles.c.first_seen >= since)
-                .order_by(articles.c.first_seen, articles.c.id)
-            ).all()
-            ids = [row.id for row in rows]
-            for chunk in _chunks(ids):
-                conn.execute(delete(dedup_bands).where(dedup_bands.c.article_id.in_(chunk)))
-                conn.execute(delete(fingerprints).where(fingerprints.c.article_id.in_(chunk)))
-                conn.execute(update(articles).where(articles.c.id.in_(chunk)).values(story_id=None))
-            self._drop_empty_stories(conn)
-            for row in rows:
-                self._place_in_story(conn, row.id, _article(row._mapping), fold, row.first_seen)
-            self._recount_stories(conn)
+        return self._transaction(lambda conn: self._refold(conn, since, fold))
+
+    def _refold(self, conn: Connection, since: datetime, fold: Folder) -> int:
+        rows = conn.execute(
+            select(articles)
+            .where(articles.c.first_seen >= since)
+            .order_by(articles.c.first_seen, articles.c.id)
+        ).all()
+        ids = [row.id for row in rows]
+        for chunk in _chunks(ids):
+            conn.execute(delete(dedup_bands).where(dedup_bands.c.article_id.in_(chunk)))
+            conn.execute(delete(fingerprints).where(fingerprints.c.article_id.in_(chunk)))
+            conn.execute(update(articles).where(articles.c.id.in_(chunk)).values(story_id=None))
+        self._drop_empty_stories(conn)
+        locks = _DedupLocks(conn, enabled=not self.is_sqlite)
+        for row in rows:
+            article = _article(row._mapping)
+            self._place_in_story(conn, row.id, article, fold, locks, row.first_seen)
+        self._recount_stories(conn)
         return len(rows)
 
     def _drop_empty_stories(self, conn: Connection) -> None:
@@ -486,10 +581,70 @@ class SqlStore:
         return None if row is None else (row.body, row.expires, row.status)
 
     def put_robots(self, host: str, body: str | None, status: int, expires: datetime) -> None:
+        values = {"body": body, "status": status, "expires": expires}
         with self._write() as conn:
-            conn.execute(delete(robots).where(robots.c.host == host))
+            answer = self._dialect_insert(robots).values(host=host, **values)
+            conn.execute(answer.on_conflict_do_update(index_elements=["host"], set_=values))
+
+    # -- per-host limit shared by workers ------------------------------------------------------
+
+    def acquire_host_slot(self, host: str, owner: str, limit: int, hold: timedelta) -> int | None:
+        """One of `limit` request slots for `host`, held until released or `hold` passes.
+
+        None while every slot is taken. On SQLite one run works at a time and its fetcher's own
+        per-host limit is the whole story: always slot 0, without touching the database.
+        """
+        if self.is_sqlite:
+            return 0
+        with self._write() as conn:
+            slot = self._take_slot(conn, host, owner, limit, hold)
+            if slot is None and self._add_slots(conn, host, limit):
+                slot = self._take_slot(conn, host, owner, limit, hold)
+        return slot
+
+    def _take_slot(
+        self, conn: Connection, host: str, owner: str, limit: int, hold: timedelta
+    ) -> int | None:
+        # The database's clock: slots last seconds, and workers on other machines share them.
+        now = func.timezone("UTC", func.clock_timestamp())
+        free = (
+            select(host_slots.c.slot)
+            .where(
+                host_slots.c.host == host,
+                host_slots.c.slot < limit,
+                or_(host_slots.c.expires.is_(None), host_slots.c.expires < now),
+            )
+            .order_by(host_slots.c.slot)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        taken = conn.execute(
+            update(host_slots)
+            .where(host_slots.c.host == host, host_slots.c.slot == free)
+            .values(owner=owner, expires=now + hold)
+            .returning(host_slots.c.slot)
+        ).scalar()
+        return None if taken is None else int(taken)
+
+    def _add_slots(self, conn: Connection, host: str, limit: int) -> bool:
+        """Create the host's slot rows up to `limit`; whether any was missing."""
+        rows = [{"host": host, "slot": slot} for slot in range(limit)]
+        added = conn.execute(self._dialect_insert(host_slots).on_conflict_do_nothing(), rows)
+        return bool(added.rowcount)
+
+    def release_host_slot(self, host: str, slot: int, owner: str) -> None:
+        if self.is_sqlite:
+            return
+        with self._write() as conn:
             conn.execute(
-                robots.insert().values(host=host, body=body, status=status, expires=expires)
+                update(host_slots)
+                .where(
+                    host_slots.c.host == host,
+                    host_slots.c.slot == slot,
+                    host_slots.c.owner == owner,
+                )
+                .values(owner=None, expires=None)
             )
 
     # -- integrity -----------------------------------------------------------------------------
@@ -529,6 +684,7 @@ class SqlStore:
                     worker=worker, started_at=started, finished_at=finished, report=report
                 )
             )
+            self._worker_seen(conn, worker, finished, leased=0)
 
     def stats(self) -> dict[str, Any]:
         with self._read() as conn:
@@ -543,17 +699,85 @@ class SqlStore:
                 "stories": count(select(func.count()).select_from(stories)),
                 "last_run": conn.execute(select(func.max(runs.c.finished_at))).scalar(),
                 "schema_version": schema.current_version(conn),
+                "workers": self._recent_workers(conn),
             }
+
+    def _recent_workers(self, conn: Connection) -> list[dict[str, Any]]:
+        """Workers seen within WORKERS_RECENT, latest first, with the feeds they lease now."""
+        now = _now()
+        leased_now = (
+            select(func.count())
+            .where(feeds.c.lease_owner == workers.c.worker, feeds.c.lease_expires >= now)
+            .scalar_subquery()
+        )
+        finished = (
+            select(func.max(runs.c.finished_at))
+            .where(runs.c.worker == workers.c.worker)
+            .scalar_subquery()
+        )
+        query = (
+            select(workers, leased_now.label("leased_now"), finished.label("finished"))
+            .where(workers.c.last_seen >= now - WORKERS_RECENT)
+            .order_by(workers.c.last_seen.desc(), workers.c.worker)
+        )
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+class _DedupLocks:
+    """The dedup keys one PostgreSQL transaction holds advisory locks on (none on SQLite)."""
+
+    def __init__(self, conn: Connection, enabled: bool) -> None:
+        self.conn = conn
+        self.enabled = enabled
+        self.held: set[int] = set()
+
+    def take(self, keys: Iterable[int]) -> None:
+        if self.enabled and (missing := set(keys) - self.held):
+            _advisory_locks(self.conn, sorted(missing))
+            self.held |= missing
+
+    def take_all_asked(self, fold: Folder, new_articles: Sequence[Article]) -> None:
+        """Lock, in one ascending sweep, every key `fold` will ask about for these articles.
+
+        Taking them one article at a time would let two transactions each hold a key the other
+        waits for; one global order cannot deadlock.
+        """
+        if not self.enabled:
+            return
+        probe = _KeyProbe()
+        for article in new_articles:
+            fold(0, article, probe)
+        self.take(probe.keys)
+
+
+class _KeyProbe:
+    """A DedupIndex that finds nothing and notes the keys a Folder asks about."""
+
+    def __init__(self) -> None:
+        self.keys: set[int] = set()
+
+    def story_with_text(self, content_hash: str, exclude_article: int) -> int | None:
+        self.keys.add(text_lock_key(content_hash))
+        return None
+
+    def candidates(self, band_keys: Sequence[int], since: datetime) -> list[Candidate]:
+        self.keys.update(band_keys)
+        return []
 
 
 class _DedupView:
-    """The dedup questions, answered inside the article's own transaction."""
+    """The dedup questions, answered inside the article's own transaction.
 
-    def __init__(self, conn: Connection, is_sqlite: bool) -> None:
+    On PostgreSQL each question first locks its keys (a no-op when record_feed locked them all
+    up front), so a copy being saved by another worker is waited for, then seen.
+    """
+
+    def __init__(self, conn: Connection, locks: _DedupLocks) -> None:
         self.conn = conn
-        self.is_sqlite = is_sqlite
+        self.locks = locks
 
     def story_with_text(self, content_hash: str, exclude_article: int) -> int | None:
+        self.locks.take([text_lock_key(content_hash)])
         query = (
             select(articles.c.story_id)
             .where(
@@ -570,11 +794,9 @@ class _DedupView:
     def candidates(self, band_keys: Sequence[int], since: datetime) -> list[Candidate]:
         if not band_keys:
             return []
-        if not self.is_sqlite:
-            # Copies of one story share band keys: locking the keys serialises exactly the workers
-            # that could otherwise each open a story for the same text.
-            for key in sorted(set(band_keys)):
-                self.conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (key,))
+        # Copies of one story share band keys: locking the keys serialises exactly the workers
+        # that could otherwise each open a story for the same text.
+        self.locks.take(band_keys)
         ids = (
             select(dedup_bands.c.article_id)
             .where(dedup_bands.c.band_key.in_(list(band_keys)), dedup_bands.c.seen_at >= since)
@@ -589,6 +811,23 @@ class _DedupView:
             Candidate(row.id, row.story_id, row.data, row.seen_at)
             for row in self.conn.execute(query)
         ]
+
+
+def text_lock_key(content_hash: str) -> int:
+    """The advisory lock key of an exact text (a signed 64-bit number, as PostgreSQL's)."""
+    return int.from_bytes(hashlib.sha256(content_hash.encode()).digest()[:8], "big", signed=True)
+
+
+def _advisory_locks(conn: Connection, keys: Sequence[int]) -> None:
+    """Transaction-level advisory locks on `keys`, taken in the order given, in one statement."""
+    conn.exec_driver_sql(
+        "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", (list(keys),)
+    )
+
+
+def _retryable(exc: BaseException | None) -> bool:
+    """Whether PostgreSQL aborted the transaction only so that another one could go on."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in RETRY_SQLSTATES
 
 
 def _make_engine(url: str) -> Engine:
