@@ -1,0 +1,523 @@
+"""Shared by the end-to-end benchmarks: a corpus server in its own process, newsfold run as users
+run it with its wall time, CPU and peak memory, and plain-text tables.
+
+The server is aiohttp (C HTTP parser) in a separate process, so its CPU never counts against
+newsfold's process tree; it reports its own CPU time so a reader can see whether it kept up. It
+listens on several loopback addresses (127.0.0.1, 127.0.0.2, ...) because newsfold caps requests
+in flight per host: one address for everything would measure that cap, not newsfold. Every
+answer carries ETag and Last-Modified, honours If-None-Match / If-Modified-Since with a 304 (and
+counts those), and is gzip-encoded for clients that accept it, as news sites do. Anything not
+listed answers 404, robots.txt included (for newsfold: everything is allowed).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the tests package: corpus paths and feed media types
+
+from tests.server import CORPUS, FEED_TYPES, corpus_files  # noqa: E402
+
+STATS_PATH = "/_bench/stats"
+SAMPLE_EVERY = 0.05  # seconds between two looks at a process tree's memory and CPU
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------------------------
+# The corpus server
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One URL's answer: a corpus file (``.gz`` ones are served decompressed) or given bytes."""
+
+    path: str
+    source: Path | bytes
+    content_type: str
+    host: int = 0  # index of the loopback address the URL names
+
+
+def feed_route(path: str, file: Path, host: int = 0) -> Route:
+    return Route(path, file, FEED_TYPES.get(file.suffix, "application/xml"), host)
+
+
+def corpus_feeds() -> list[Path]:
+    return corpus_files("feed")
+
+
+def corpus_pages() -> list[Path]:
+    return [file for file in corpus_files("article") if file.name.endswith(".gz")]
+
+
+def loopback(index: int) -> str:
+    """The index-th loopback address: 127.0.0.1, 127.0.0.2, ... (all of 127/8 is loopback)."""
+    return f"127.0.{index // 254}.{index % 254 + 1}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStats:
+    """What the server answered since it started; subtract two to get one run's share."""
+
+    requests: dict[str, int]  # by first path segment ("feeds", "robots.txt", ...)
+    not_modified: dict[str, int]
+    cpu_seconds: float
+
+    def __sub__(self, other: ServerStats) -> ServerStats:
+        return ServerStats(
+            {k: v - other.requests.get(k, 0) for k, v in self.requests.items()},
+            {k: v - other.not_modified.get(k, 0) for k, v in self.not_modified.items()},
+            self.cpu_seconds - other.cpu_seconds,
+        )
+
+
+class CorpusServer:
+    """The routes served by a child process on `hosts` loopback addresses, one port each."""
+
+    def __init__(self, routes: Sequence[Route], hosts: int = 1) -> None:
+        self.routes = list(routes)
+        self.hosts = max(hosts, 1 + max((r.host for r in self.routes), default=0))
+        context = multiprocessing.get_context("spawn")
+        self._conn, child_conn = context.Pipe()
+        self._process = context.Process(
+            target=_serve, args=(self.routes, self.hosts, child_conn), daemon=True
+        )
+        self._bases: list[str] = []
+
+    def __enter__(self) -> CorpusServer:
+        self._process.start()
+        if not self._conn.poll(120):
+            raise RuntimeError("the corpus server did not start")
+        self._bases = self._conn.recv()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._process.terminate()
+        self._process.join()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid or 0
+
+    def url(self, route: Route) -> str:
+        return self._bases[route.host] + route.path
+
+    def stats(self) -> ServerStats:
+        with urllib.request.urlopen(self._bases[0] + STATS_PATH) as answer:
+            data = json.load(answer)
+        return ServerStats(data["requests"], data["not_modified"], data["cpu_seconds"])
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    plain: bytes
+    gzipped: bytes
+    etag: str
+
+
+def _load_bodies(routes: Sequence[Route]) -> dict[str, tuple[_Body, str]]:
+    """path -> (body, content type); a file listed under many paths is read and kept once."""
+    loaded: dict[Path | bytes, _Body] = {}
+    table: dict[str, tuple[_Body, str]] = {}
+    for number, route in enumerate(routes):
+        body = loaded.get(route.source)
+        if body is None:
+            body = loaded[route.source] = _body(route.source, number)
+        table[route.path] = (body, route.content_type)
+    return table
+
+
+def _body(source: Path | bytes, number: int) -> _Body:
+    raw = source.read_bytes() if isinstance(source, Path) else source
+    if isinstance(source, Path) and source.suffix == ".gz":
+        return _Body(gzip.decompress(raw), raw, f'"{number}"')
+    return _Body(raw, gzip.compress(raw, compresslevel=6, mtime=0), f'"{number}"')
+
+
+def _serve(routes: Sequence[Route], hosts: int, conn: Any) -> None:
+    """The server process: bind every address, send the base URLs back, serve until killed."""
+    import asyncio
+    import socket
+
+    from aiohttp import web
+
+    table = _load_bodies(routes)
+    last_modified = formatdate(time.time() - 3600, usegmt=True)
+    requests: dict[str, int] = {}
+    not_modified: dict[str, int] = {}
+
+    async def stats(_: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "requests": requests,
+                "not_modified": not_modified,
+                "cpu_seconds": time.process_time(),
+            }
+        )
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        kind = request.path.strip("/").split("/", 1)[0]
+        requests[kind] = requests.get(kind, 0) + 1
+        found = table.get(request.raw_path)
+        if found is None:
+            return web.Response(status=404, text="not found\n")
+        body, content_type = found
+        headers = {"ETag": body.etag, "Last-Modified": last_modified, "Vary": "Accept-Encoding"}
+        if _is_fresh(request, body.etag, last_modified):
+            not_modified[kind] = not_modified.get(kind, 0) + 1
+            return web.Response(status=304, headers=headers)
+        payload = body.plain
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            payload = body.gzipped
+        return web.Response(body=payload, headers=headers, content_type=content_type)
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get(STATS_PATH, stats)
+        app.router.add_get("/{tail:.*}", answer)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        bases = []
+        for index in range(hosts):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((loopback(index), 0))
+            await web.SockSite(runner, sock, backlog=1024).start()
+            bases.append(f"http://{loopback(index)}:{sock.getsockname()[1]}")
+        conn.send(bases)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def _is_fresh(request: Any, etag: str, last_modified: str) -> bool:
+    """RFC 9110: If-None-Match decides when present, else If-Modified-Since (exact match)."""
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        return etag in {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return request.headers.get("If-Modified-Since") == last_modified
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring a process tree
+
+
+@dataclass(slots=True)
+class TreeUsage:
+    """Peak memory and CPU of a process and its descendants, from /proc samples."""
+
+    root_peak_rss: int = 0  # bytes: the root's own high-water mark (VmHWM, exact)
+    tree_peak_rss: int = 0  # bytes: the most RSS the whole tree held at one sample
+    other_peak_rss: int = 0  # bytes: the largest descendant's RSS at any sample
+    root_cpu: float = 0.0  # seconds, user + system
+    other_cpu: float = 0.0  # seconds, all descendants (last sample of each)
+    descendants: int = 0  # processes seen below the root
+    _cpu: dict[int, float] = field(default_factory=dict)
+
+    def add_sample(self, root: int, tree: Sequence[int]) -> None:
+        total = 0
+        for pid in tree:
+            rss, cpu = _rss_and_cpu(pid)
+            if rss is None:
+                continue
+            total += rss
+            self._cpu[pid] = cpu
+            if pid != root:
+                self.other_peak_rss = max(self.other_peak_rss, rss)
+        self.tree_peak_rss = max(self.tree_peak_rss, total)
+        self.root_peak_rss = max(self.root_peak_rss, _high_water_mark(root))
+        self.root_cpu = self._cpu.get(root, 0.0)
+        self.other_cpu = sum(cpu for pid, cpu in self._cpu.items() if pid != root)
+        self.descendants = len(self._cpu) - (root in self._cpu)
+
+
+class TreeSampler(threading.Thread):
+    """Samples the tree under `root` until stopped; `usage` holds the result."""
+
+    def __init__(self, root: int, exclude: Sequence[int] = ()) -> None:
+        super().__init__(daemon=True, name="tree-sampler")
+        self.root = root
+        self.exclude = set(exclude)
+        self.usage = TreeUsage()
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self.usage.add_sample(self.root, [self.root, *self._descendants()])
+            if self._done.wait(SAMPLE_EVERY):
+                return
+
+    def stop(self) -> TreeUsage:
+        self._done.set()
+        self.join()
+        return self.usage
+
+    def _descendants(self) -> Iterator[int]:
+        children: dict[int, list[int]] = {}
+        for pid, parent in _parents():
+            children.setdefault(parent, []).append(pid)
+        stack = [self.root]
+        while stack:
+            for child in children.get(stack.pop(), []):
+                if child not in self.exclude:
+                    yield child
+                    stack.append(child)
+
+
+def _parents() -> Iterator[tuple[int, int]]:
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields:
+                yield int(entry.name), int(fields[1])
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name: state, ppid, ... (empty when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
+def _rss_and_cpu(pid: int) -> tuple[int | None, float]:
+    fields = _stat_fields(pid)
+    if len(fields) < 22 or fields[0] == "Z":
+        return None, 0.0
+    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+    return int(fields[21]) * PAGE_SIZE, cpu
+
+
+def _high_water_mark(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """One command: its wall time, its tree's usage, what it printed."""
+
+    wall: float
+    usage: TreeUsage
+    stdout: str
+    stderr: str
+
+
+def newsfold_command() -> list[str]:
+    """The console script of the venv this benchmark runs in, as users call it."""
+    script = Path(sys.executable).with_name("newsfold")
+    return [str(script)] if script.exists() else [shutil.which("newsfold") or "newsfold"]
+
+
+def run_measured(argv: Sequence[str], *, check: bool = True) -> Measured:
+    """Run a command to its end, sampling its process tree; raises if it fails and `check`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFOLD_")}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    sampler = TreeSampler(process.pid)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    wall = time.perf_counter() - started
+    usage = sampler.stop()
+    if check and process.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])}... exited {process.returncode}: {stderr[-2000:]}")
+    return Measured(wall, usage, stdout, stderr)
+
+
+def run_in_process(fn: Callable[..., Any], *args: Any) -> tuple[Any, TreeUsage]:
+    """fn(*args) in a fresh spawned process (and whatever it starts), sampled; its result."""
+    context = multiprocessing.get_context("spawn")
+    results = context.SimpleQueue()
+    process = context.Process(target=_call_and_send, args=(results, fn, *args))
+    process.start()
+    sampler = TreeSampler(process.pid or 0)
+    sampler.start()
+    result = results.get()
+    process.join()
+    return result, sampler.stop()
+
+
+def _call_and_send(results: Any, fn: Callable[..., Any], *args: Any) -> None:
+    results.put(fn(*args))
+
+
+# ---------------------------------------------------------------------------------------------
+# newsfold's config and store
+
+
+def write_config(directory: Path, feed_urls: Sequence[str], **sections: dict[str, Any]) -> Path:
+    """A config file: loopback allowed, the given section keys, the feeds listed."""
+    sections = {**sections, "fetch": {"allow_private_networks": True, **sections.get("fetch", {})}}
+    lines = []
+    for section, keys in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in keys.items()]
+    lines += [f'[[feeds]]\nurl = "{url}"' for url in feed_urls]
+    path = directory / "newsfold.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def newsfold_json(config: Path, db: Path, *args: str) -> Any:
+    """A newsfold command's --json output (outside any timing)."""
+    argv = [*newsfold_command(), "--config", str(config), "--db", str(db), *args, "--json"]
+    return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+
+
+# ---------------------------------------------------------------------------------------------
+# Printing
+
+
+def mb(size: int) -> str:
+    return f"{size / 2**20:.0f} MB"
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    sys.stdout.flush()
+
+
+def machine_line() -> str:
+    return f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, corpus {CORPUS}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Profiling
+
+PROFILE_RATE = 100  # py-spy samples per second
+_FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def profile_command(argv: Sequence[str], out: Path) -> float:
+    """Run a command under py-spy (every process and thread); its wall time.
+
+    Only active samples are kept (py-spy leaves out threads that wait in a system call), so a
+    thread's samples over the rate are the seconds it was busy. Raw output: one line per
+    distinct stack, "process ...;thread ...;frame;...;frame count".
+    """
+    spy = [str(Path(sys.executable).with_name("py-spy")), "record", "--subprocesses"]
+    spy += ["--threads", "--rate", str(PROFILE_RATE), "--format", "raw"]
+    started = time.perf_counter()
+    subprocess.run([*spy, "--output", str(out), "--", *argv], capture_output=True, check=True)
+    return time.perf_counter() - started
+
+
+@dataclass(slots=True)
+class Profile:
+    """Samples of one profiled run, by (process, thread) and by frame."""
+
+    threads: Counter[tuple[str, str]] = field(default_factory=Counter)
+    leaves: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    inclusive: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def seconds(self, samples: int) -> float:
+        return samples / PROFILE_RATE
+
+
+def read_profile(path: Path) -> Profile:
+    profile = Profile()
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        process, thread, frames = _split_stack(stack.split(";"))
+        samples = int(count)
+        profile.threads[process, thread] += samples
+        if frames:
+            profile.leaves[process, thread, frames[-1]] += samples
+        for frame in set(frames):
+            profile.inclusive[process, thread, frame] += samples
+    return profile
+
+
+def _split_stack(parts: list[str]) -> tuple[str, str, list[str]]:
+    """(process label, thread name, frames): nested processes are named by their depth."""
+    chain = [p for p in parts if p.startswith("process ")]
+    depth, last = len(chain), chain[-1] if chain else "process ?"
+    pid = last.removeprefix("process ").split(":", 1)[0]
+    process = "main" if depth <= 1 else "forkserver" if depth == 2 else f"worker {pid}"
+    if "resource_tracker" in last:
+        process = "resource_tracker"
+    rest = parts[parts.index(last) + 1 :] if chain else parts
+    thread = "?"
+    if rest and rest[0].startswith("thread "):
+        thread = rest[0].partition(": ")[2] or rest[0]
+        rest = rest[1:]
+    return process, thread, [_short_frame(f) for f in rest]
+
+
+def _short_frame(frame: str) -> str:
+    match = _FRAME.match(frame)
+    if match is None:
+        return frame
+    file = match["file"].split("site-packages/")[-1].split("/src/")[-1]
+    return f"{match['function']} ({file.removeprefix('/work/main/')})"
+
+
+def print_profile(title: str, profile: Profile, wall: float, top: int = 10) -> None:
+    """Where each busy thread spent its active samples: newsfold's functions, then the leaves."""
+    busy = [
+        (key, samples)
+        for key, samples in profile.threads.most_common()
+        if profile.seconds(samples) >= 0.05 * wall
+    ]
+    print_table(
+        f"{title}: threads active 5 % of the time or more ({wall:.1f} s wall under py-spy)",
+        ("process", "thread", "active s", "of wall"),
+        [
+            (process, thread, f"{profile.seconds(n):.1f}", f"{profile.seconds(n) / wall:.0%}")
+            for (process, thread), n in busy
+        ],
+    )
+    for (process, thread), samples in busy:
+        own = [
+            (frame, n)
+            for (p, t, frame), n in profile.inclusive.most_common()
+            if (p, t) == (process, thread) and "newsfold/" in frame
+        ][:top]
+        leaves = [
+            (frame, n)
+            for (p, t, frame), n in profile.leaves.most_common()
+            if (p, t) == (process, thread)
+        ][:top]
+        rows = [("in", f, f"{profile.seconds(n):.2f}", f"{n / samples:.0%}") for f, n in own]
+        rows += [("leaf", f, f"{profile.seconds(n):.2f}", f"{n / samples:.0%}") for f, n in leaves]
+        print_table(
+            f"{process} / {thread}: newsfold functions (inclusive), then leaf frames",
+            ("", "frame", "active s", "of thread"),
+            rows,
+        )
