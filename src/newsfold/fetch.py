@@ -6,7 +6,8 @@
 Bounds and manners, all from FetchSettings:
 - one deadline for the whole request, body and redirect hops included (httpx's own timeouts are
   per operation, so a server dripping one byte a second would never trip them);
-- a body cap counted on decompressed bytes while streaming, so a gzip bomb stops early;
+- a body cap counted on decompressed bytes while streaming, inflated at most 64 KB at a time, so
+  a gzip bomb stops at the cap having held no more than the cap in memory;
 - redirects followed here, one hop at a time, each hop's URL and address checked;
 - only http and https, and only public addresses unless allow_private_networks, or within
   allowed_networks (see netguard);
@@ -26,13 +27,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import re
 import socket
 import ssl
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import NamedTuple, Self
+from typing import Any, NamedTuple, NoReturn, Self
 
 import httpx
 
@@ -47,11 +50,14 @@ FEED_ACCEPT = (
     "application/json;q=0.8, */*;q=0.5"
 )
 HTML_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+ACCEPT_ENCODING = "gzip, deflate"  # what Inflater decodes; never br or zstd, whatever is installed
+INFLATE_STEP = 64 * 1024  # most decompressed bytes produced from one step of input
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 # Active feeds do answer 404 for a while and come back; 408, 425, 429 and 5xx say "later".
 TRANSIENT_CODES = frozenset({404, 408, 425, 429})
 RETRY_AFTER_CODES = frozenset({429, 503})
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")  # RFC 3986 section 3.1
 
 
 class Fetcher:
@@ -149,21 +155,74 @@ class Fetcher:
     async def _read_body(self, url: str, response: httpx.Response) -> bytes:
         """The decompressed body, stopped as soon as it passes the cap.
 
-        httpx inflates one network read at a time, so a gzip bomb costs at most one read's
-        worth of inflated bytes (about 64 MB for a 64 KB read) before the cap stops it.
+        The body is inflated here rather than by httpx, which inflates a whole network read at
+        once: 64 KB of gzip of zeros becomes 64 MB in one piece, per request in flight.
         """
         cap = self._settings.max_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
             raise too_large(url, response, cap, f" (announced {declared} bytes)")
+        inflater = Inflater(url, response)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > cap:
-                raise too_large(url, response, cap)
-            chunks.append(chunk)
+        async for raw in response.aiter_raw():
+            for chunk in inflater.inflate(raw):
+                size += len(chunk)
+                if size > cap:
+                    raise too_large(url, response, cap)
+                chunks.append(chunk)
         return b"".join(chunks)
+
+
+class Inflater:
+    """Undoes a gzip or deflate Content-Encoding in steps of at most INFLATE_STEP bytes."""
+
+    def __init__(self, url: str, response: httpx.Response) -> None:
+        self._url = url
+        self._where = at(url, response.url)
+        header = response.headers.get("content-encoding", "")
+        codings = [c for c in (c.strip().lower() for c in header.split(",")) if c != "identity"]
+        self._coding = ", ".join(c for c in codings if c)
+        self._fed = False
+        self._zlib: Any = None
+        if self._coding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self._coding == "deflate":
+            self._zlib = zlib.decompressobj(32 + zlib.MAX_WBITS)  # zlib (or gzip) framing
+        elif self._coding:
+            self._fail(f"unsupported Content-Encoding {self._coding!r}")
+
+    def inflate(self, data: bytes) -> Iterator[bytes]:
+        """The decoded bytes of the next piece of the body, a step at a time."""
+        if self._zlib is None:
+            yield data
+            return
+        first, self._fed = not self._fed, True
+        try:
+            yield from self._steps(data)
+        except zlib.error as exc:
+            if not (first and self._coding == "deflate"):
+                self._fail(f"undecodable {self._coding} body ({exc})")
+            # Some servers send deflate without its zlib framing.
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            try:
+                yield from self._steps(data)
+            except zlib.error as again:
+                self._fail(f"undecodable {self._coding} body ({again})")
+
+    def _steps(self, data: bytes) -> Iterator[bytes]:
+        while True:
+            # Output stops at the step; the input left over waits in unconsumed_tail.
+            chunk = self._zlib.decompress(data, INFLATE_STEP)
+            if not chunk:
+                return
+            yield chunk
+            data = self._zlib.unconsumed_tail
+
+    def _fail(self, cause: str) -> NoReturn:
+        raise FetchError(
+            self._url, f"broken HTTP answer{self._where}: {cause}", kind="protocol", transient=True
+        )
 
 
 def default_transport(settings: FetchSettings) -> httpx.AsyncHTTPTransport:
@@ -199,7 +258,7 @@ class Budget:
 
 
 def request_headers(accept: str, etag: str | None, last_modified: str | None) -> dict[str, str]:
-    headers = {"Accept": accept}
+    headers = {"Accept": accept, "Accept-Encoding": ACCEPT_ENCODING}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
@@ -209,16 +268,24 @@ def request_headers(accept: str, etag: str | None, last_modified: str | None) ->
 
 def checked_url(url: str, candidate: str, base: httpx.URL | None = None) -> httpx.URL:
     """`candidate` (the URL asked for, or a Location relative to `base`) if it is http(s)."""
+    # The scheme first: httpx cannot even parse some (javascript:alert(1)) to say what they are.
+    scheme, colon, _ = candidate.strip().partition(":")
+    if colon and _SCHEME.fullmatch(scheme) and scheme.lower() not in ("http", "https"):
+        raise not_http(url, candidate)
     try:
         target = base.join(candidate) if base else httpx.URL(candidate)
     except httpx.InvalidURL as exc:
         raise FetchError(url, f"not a valid URL: {exc}", kind="url", transient=False) from None
     if target.scheme not in ("http", "https"):
-        cause = f"refused: {candidate} is not an http or https URL"
-        raise FetchError(url, cause, kind="blocked", transient=False)
+        raise not_http(url, candidate)
     if not target.host:
         raise FetchError(url, f"not a valid URL: {candidate}", kind="url", transient=False)
     return target
+
+
+def not_http(url: str, candidate: str) -> FetchError:
+    cause = f"refused: {candidate[:200]} is not an http or https URL"
+    return FetchError(url, cause, kind="blocked", transient=False)
 
 
 def keep_validators(
