@@ -12,19 +12,22 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from newsfold import __version__, logs
 from newsfold.config import Settings, load_settings, parse_duration
 from newsfold.errors import ConfigError, LockedError, NewsfoldError
-from newsfold.model import FeedSource, Story
+from newsfold.model import FeedSource, RunReport, Story
 from newsfold.store import Store, default_db_path, open_store
+
+if TYPE_CHECKING:
+    from newsfold.pipeline import RunOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
 log = logging.getLogger("newsfold")
@@ -44,14 +47,19 @@ class Context:
             self._settings = load_settings(self.config_path)
         return self._settings
 
-    @contextmanager
-    def store(self) -> Iterator[Store]:
-        store = open_store(self.db_url)
-        try:
-            store.migrate()
-            yield store
-        finally:
-            store.close()
+    def store(self) -> AbstractContextManager[Store]:
+        return opened_store(self.db_url)
+
+
+@contextmanager
+def opened_store(db_url: str) -> Iterator[Store]:
+    """The store at `db_url`, brought up to the current schema, closed at the end."""
+    store = open_store(db_url)
+    try:
+        store.migrate()
+        yield store
+    finally:
+        store.close()
 
 
 def utcnow() -> datetime:
@@ -120,25 +128,34 @@ def cli(
 
 
 def main() -> None:
-    """Console entry point: every NewsfoldError becomes one line and an exit code."""
+    """Console entry point: every error becomes one line on stderr and an exit code."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(EXIT_FAILED)
+        _fail("aborted", EXIT_FAILED)
+    except click.UsageError as exc:
+        exc.show()  # click's own: the usage, then the error
+        sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code)
+        _fail(exc.format_message(), exc.exit_code)
     except LockedError as exc:
-        click.echo(f"newsfold: {exc}", err=True)
-        sys.exit(EXIT_LOCKED)
+        _fail(str(exc), EXIT_LOCKED)
     except NewsfoldError as exc:
-        click.echo(f"newsfold: {exc}", err=True)
+        _fail(str(exc), EXIT_FAILED)
+    except BrokenPipeError:
+        # The reader went away (`newsfold stories | head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EXIT_FAILED)
+    except OSError as exc:  # a file given on the command line that cannot be read or written
+        _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
-        click.echo("newsfold: interrupted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130)
     sys.exit(EXIT_OK)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"newsfold: {message}", err=True)
+    sys.exit(code)
 
 
 def _duration(value: str | None, option: str) -> timedelta | None:
@@ -151,7 +168,9 @@ def _duration(value: str | None, option: str) -> timedelta | None:
 
 
 def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    from newsfold.output import json_value
+
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=json_value))
 
 
 # -- run -------------------------------------------------------------------------------------------
@@ -173,18 +192,29 @@ def run(
     """Fetch due feeds, download and extract new articles, fold copies into stories."""
     from newsfold import pipeline, report
 
-    settings = obj.settings
     options = pipeline.RunOptions(
         include_all=include_all, max_time=_duration(max_time, "--max-time")
     )
     with obj.store() as store, store.run_lock(wait):
-        store.sync_feeds(settings.feeds, utcnow())
-        progress = report.make_progress(obj.verbosity)
-        with progress:
-            result = asyncio.run(pipeline.run(settings, store, utcnow, options, progress))
+        result = _run_pass(obj.settings, store, options, obj.verbosity)
         report.log_summary(result, obj.verbosity)
         if metrics_file:
-            report.write_metrics(metrics_file, result, store.stats())
+            report.write_metrics(metrics_file, result, store.stats(), utcnow())
+
+
+def _run_pass(settings: Settings, store: Store, options: RunOptions, verbosity: int) -> RunReport:
+    """Sync the config's feeds into the store, then one run, with progress on a terminal."""
+    from newsfold import pipeline, report
+
+    now = utcnow()
+    store.sync_feeds(settings.feeds, now)
+    due = sum(
+        1
+        for feed in store.feeds()
+        if options.include_all or feed.next_check is None or feed.next_check <= now
+    )
+    with report.make_progress(verbosity, due) as progress:
+        return asyncio.run(pipeline.run(settings, store, utcnow, options, progress))
 
 
 # -- feeds -----------------------------------------------------------------------------------------
@@ -279,8 +309,15 @@ def _canonical_first(story: Story, preferred: tuple[str, ...]) -> Story:
 def _load_stories(obj: Context, since: str | None, limit: int | None) -> list[Story]:
     window = _duration(since, "--since")
     with obj.store() as store:
-        found = store.stories(utcnow() - window if window else None, limit)
-    return [_canonical_first(s, obj.settings.dedup.preferred_outlets) for s in found]
+        return _stories(store, obj.settings, utcnow() - window if window else None, limit)
+
+
+def _stories(
+    store: Store, settings: Settings, since: datetime | None, limit: int | None
+) -> list[Story]:
+    """Newest first, each with its canonical copy first."""
+    found = store.stories(since, limit)
+    return [_canonical_first(s, settings.dedup.preferred_outlets) for s in found]
 
 
 @cli.command()
@@ -295,8 +332,10 @@ def stories(obj: Context, since: str, limit: int, as_json: bool) -> None:
     found = _load_stories(obj, since, limit)
     if as_json:
         _print_json([output.story_json(s) for s in found])
-    else:
+    elif found:
         output.print_stories(found)
+    else:
+        click.echo(f"No stories updated in the last {since}.")
 
 
 @cli.command()
@@ -341,14 +380,14 @@ def export(obj: Context, fmt: str, since: str | None, output: Path | None) -> No
 @click.pass_obj
 def stats(obj: Context, as_json: bool) -> None:
     """Counts of feeds (ok / failing), articles, stories, and the last run."""
+    from newsfold import output
+
     with obj.store() as store:
         counts = store.stats()
-    counts["last_run"] = counts["last_run"].isoformat() if counts["last_run"] else None
     if as_json:
         _print_json(counts)
-        return
-    for key, value in counts.items():
-        click.echo(f"{key.replace('_', ' '):<16} {value if value is not None else '-'}")
+    else:
+        output.print_stats(counts)
 
 
 @cli.command("config")
@@ -361,6 +400,49 @@ def config_cmd(obj: Context, example: bool) -> None:
     click.echo(
         configdoc.example_toml() if example else configdoc.effective_toml(obj.settings), nl=False
     )
+
+
+@cli.command()
+@click.option(
+    "--keep",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the demo's SQLite store in this new file, to try other commands on it.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.pass_obj
+def demo(obj: Context, keep: Path | None, limit: int) -> None:
+    """Run the whole job on bundled sample feeds served on 127.0.0.1; print the stories.
+
+    Your config and store are left alone: the demo uses default settings and a throwaway
+    SQLite store.
+    """
+    import tempfile
+
+    from newsfold import output, pipeline, report
+    from newsfold.demo import DemoServer
+
+    if keep is not None and keep.exists():
+        raise click.BadParameter(f"{keep} already exists; name a new file", param_hint="--keep")
+    with (
+        DemoServer(utcnow()) as server,
+        tempfile.TemporaryDirectory(prefix="newsfold-demo-") as scratch,
+    ):
+        settings = server.settings(Settings())
+        path = keep.resolve() if keep else Path(scratch) / "demo.db"
+        click.echo(
+            f"Serving {len(server.feeds)} feeds of fictional outlets (RSS, Atom, JSON Feed) "
+            f"and their {len(server.articles)} articles at {server.base_url}/"
+        )
+        with opened_store(f"sqlite:///{path}") as store:
+            result = _run_pass(settings, store, pipeline.RunOptions(), obj.verbosity)
+            found = _stories(store, settings, None, limit)
+        click.echo(report.summary_line(result) + "\n")
+        output.print_stories(found)
+        largest = max(found, key=lambda s: len(s.articles))
+        click.echo(f"\nThe largest story and its {len(largest.articles)} copies:\n")
+        output.print_story(largest)
+    if keep:
+        click.echo(f"\nThe store is kept: newsfold --db {path} stories")
 
 
 # -- dedup: explain and redo -----------------------------------------------------------------------

@@ -19,12 +19,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to sys.stderr as it is at each record, not as it was at start: while a progress
+    bar is shown, rich swaps in a stream that prints the line above the bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure(verbosity: int, log_format: str) -> None:
     """verbosity: -1 quiet (errors), 0 normal, 1 verbose, 2 debug."""
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         max(-1, min(verbosity, 2)), logging.DEBUG
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(
         JsonFormatter() if log_format == "json" else logging.Formatter("newsfold: %(message)s")
     )

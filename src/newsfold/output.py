@@ -12,13 +12,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+from rich.console import Console, Group, JustifyMethod
+from rich.table import Column, Table
+from rich.text import Text
 
 from newsfold.model import FeedState, Story, StoryArticle
 from newsfold.urls import host_of
-
-WIDTH = 80
 
 
 def iso(value: datetime | None) -> str | None:
@@ -106,34 +105,59 @@ def csv_text(stories: Iterable[Story]) -> str:
 
 
 def _console() -> Console:
-    return Console(width=WIDTH, soft_wrap=False, highlight=False)
+    """The terminal's width (COLUMNS when set); 80 columns when stdout is a file or a pipe.
+
+    Markup is off: titles, URLs and error messages come from the web, and "[/x]" in a headline
+    must print as it is, not be read as a style tag.
+    """
+    return Console(soft_wrap=False, highlight=False, markup=False)
+
+
+TIME_WIDTH = len("Nov 25 21:33")
 
 
 def _short_time(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+    """Local time, short enough for a table column: "Nov 25 21:33"."""
+    return value.astimezone().strftime("%b %d %H:%M") if value else "-"
+
+
+def _fixed(header: str, width: int, justify: JustifyMethod = "left") -> Column:
+    """A column of short values that keeps its width; the title or URL column gives way."""
+    width = max(width, len(header))
+    return Column(
+        header, justify=justify, no_wrap=True, overflow="ellipsis", min_width=width, max_width=width
+    )
+
+
+def _table(*columns: Column) -> Table:
+    """A plain table; one with a `ratio` column spans the width and that column takes the rest."""
+    expand = any(column.ratio for column in columns)
+    return Table(*columns, box=None, pad_edge=False, header_style="bold", expand=expand)
 
 
 def print_feeds(feeds: list[FeedState]) -> None:
-    table = Table(box=None, pad_edge=False, expand=False)
-    table.add_column("status", no_wrap=True)
-    table.add_column("feed", overflow="fold", ratio=3)
-    table.add_column("entries", justify="right", no_wrap=True)
-    table.add_column("next check", no_wrap=True)
+    table = _table(
+        Column("status", no_wrap=True),
+        Column("feed", overflow="fold", ratio=1),
+        Column("entries", justify="right", no_wrap=True),
+        Column("next check", no_wrap=True),
+    )
     for feed in feeds:
-        label = feed.name or feed.url
+        label = Text(feed.name or feed.url)
         if feed.last_error:
-            label += f"\n[red]{feed.last_error}[/red] (x{feed.error_count})"
+            label.append(f"\n{feed.last_error} (x{feed.error_count})", style="red")
         table.add_row(feed.status, label, str(feed.entries), _short_time(feed.next_check))
     _console().print(table)
 
 
 def print_stories(stories: list[Story]) -> None:
-    table = Table(box=None, pad_edge=False)
-    table.add_column("id", justify="right", no_wrap=True)
-    table.add_column("title", overflow="ellipsis", no_wrap=True, ratio=3)
-    table.add_column("copies", justify="right", no_wrap=True)
-    table.add_column("first outlet", overflow="ellipsis", no_wrap=True, max_width=18)
-    table.add_column("first seen", no_wrap=True)
+    table = _table(
+        _fixed("id", max((len(str(s.id)) for s in stories), default=2), justify="right"),
+        Column("title", overflow="ellipsis", no_wrap=True, ratio=1),
+        _fixed("copies", 6, justify="right"),
+        _fixed("first outlet", 16),
+        _fixed("first seen", TIME_WIDTH),
+    )
     for story in stories:
         table.add_row(
             str(story.id),
@@ -146,15 +170,65 @@ def print_stories(stories: list[Story]) -> None:
 
 
 def print_story(story: Story) -> None:
+    """The story's title, then each copy: similarity, outlet, published, its title and URL."""
     console = _console()
-    console.print(f"[bold]{story.title or story.url}[/bold]")
+    console.print(Text(story.title or story.url, style="bold"))
     first_seen = _short_time(story.first_seen)
-    console.print(f"story {story.id}, {len(story.articles)} copies, first seen {first_seen}")
-    table = Table(box=None, pad_edge=False)
-    table.add_column("sim", justify="right", no_wrap=True)
-    table.add_column("outlet", overflow="ellipsis", no_wrap=True, max_width=18)
-    table.add_column("published", no_wrap=True)
-    table.add_column("url", overflow="fold")
+    console.print(f"story {story.id}, {len(story.articles)} copies, first seen {first_seen}\n")
+    table = _table(
+        _fixed("sim", 4, justify="right"),
+        _fixed("outlet", 16),
+        _fixed("published", TIME_WIDTH),
+        Column("copy", ratio=1),
+    )
     for copy in story.articles:
-        table.add_row(f"{copy.similarity:.2f}", outlet(copy), _short_time(copy.published), copy.url)
+        title = Text(copy.title or "-", overflow="ellipsis", no_wrap=True)
+        url = Text(copy.url, overflow="fold", style="dim")
+        table.add_row(
+            f"{copy.similarity:.2f}",
+            outlet(copy),
+            _short_time(copy.published),
+            Group(title, url),
+        )
     console.print(table)
+
+
+def print_stats(stats: dict[str, Any]) -> None:
+    """The counts, then the workers seen lately (several on PostgreSQL), if the store has any."""
+    console = _console()
+    counts = _table(Column("what", no_wrap=True), Column("count", justify="right", no_wrap=True))
+    counts.show_header = False
+    for key, value in stats.items():
+        if key != "workers":
+            counts.add_row(key.replace("_", " "), _cell(value))
+    console.print(counts)
+    workers = stats.get("workers") or []
+    if workers:
+        table = _table(
+            Column("worker", overflow="fold", ratio=1),
+            _fixed("leased now", 10, justify="right"),
+            _fixed("feeds taken", 11, justify="right"),
+            _fixed("last seen", TIME_WIDTH),
+        )
+        for worker in workers:
+            table.add_row(
+                worker["worker"],
+                _cell(worker.get("leased_now")),
+                _cell(worker.get("feeds")),
+                _cell(worker.get("last_seen")),
+            )
+        console.print()
+        console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return _short_time(value)
+    return str(value)
+
+
+def json_value(value: Any) -> Any:
+    """json.dumps's `default`: datetimes as ISO 8601 in UTC, anything else as its text."""
+    return iso(value) if isinstance(value, datetime) else str(value)

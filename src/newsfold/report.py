@@ -6,10 +6,12 @@ import logging
 import os
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from newsfold import pipeline
@@ -19,28 +21,32 @@ log = logging.getLogger("newsfold")
 
 
 class RunProgress(pipeline.Progress):
-    """Feed failures as one line each; a progress bar as well when stderr is a terminal."""
+    """Feed failures as one line each; a progress bar on stderr as well when it is a terminal."""
 
-    def __init__(self, show_bar: bool) -> None:
+    def __init__(self, show_bar: bool, total: int | None = None) -> None:
         self.bar = (
             Progress(
                 TextColumn("feeds"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]}"),
+                TextColumn("{task.fields[failed]} failed"),
                 TimeElapsedColumn(),
+                console=Console(stderr=True),
                 transient=True,
             )
             if show_bar
             else None
         )
+        self.total = total
         self.task: Any = None
         self.done = 0
+        self.failed = 0
 
     def __enter__(self) -> RunProgress:
         if self.bar is not None:
             self.bar.start()
-            self.task = self.bar.add_task("feeds", total=None, rate="")
+            self.task = self.bar.add_task("feeds", total=self.total, rate="", failed=0)
         return self
 
     def __exit__(
@@ -51,16 +57,18 @@ class RunProgress(pipeline.Progress):
 
     def feed_done(self, url: str, error: str | None) -> None:
         if error:
+            self.failed += 1
             log.warning(error, extra={"fields": {"feed": url, "event": "feed_failed"}})
         self.done += 1
         if self.bar is not None:
             elapsed = self.bar.tasks[0].elapsed or 0.0
             rate = f"{self.done / elapsed:.1f} feeds/s" if elapsed else ""
-            self.bar.update(self.task, advance=1, rate=rate)
+            self.bar.update(self.task, advance=1, rate=rate, failed=self.failed)
 
 
-def make_progress(verbosity: int) -> RunProgress:
-    return RunProgress(show_bar=verbosity >= 0 and sys.stderr.isatty())
+def make_progress(verbosity: int, total: int | None = None) -> RunProgress:
+    """`total`: the feeds expected, for the bar's count; failures are logged at any verbosity."""
+    return RunProgress(show_bar=verbosity >= 0 and sys.stderr.isatty(), total=total)
 
 
 def summary_line(report: RunReport) -> str:
@@ -74,9 +82,10 @@ def summary_line(report: RunReport) -> str:
 
 
 def log_summary(report: RunReport, verbosity: int) -> None:
-    """One line: on a terminal or with -v always; off a terminal only when something failed."""
+    """One line per run: on a terminal, or with -v. Off a terminal (cron) a good run says nothing
+    and a failed feed has already said its one line."""
     fields = {"event": "run_finished", **_report_fields(report)}
-    if verbosity > 0 or (verbosity == 0 and (sys.stderr.isatty() or report.feeds_failed)):
+    if verbosity > 0 or (verbosity == 0 and sys.stderr.isatty()):
         log.warning(summary_line(report), extra={"fields": fields})
 
 
@@ -91,56 +100,81 @@ def _report_fields(report: RunReport) -> dict[str, Any]:
     }
 
 
-def metrics_text(report: RunReport, stats: dict[str, Any]) -> str:
-    """Prometheus text exposition format, counters of the last run and gauges of the store."""
+Sample = tuple[str, float]  # (label set such as '{kind="timeout"}' or "", value)
+
+
+def metrics_text(report: RunReport, stats: dict[str, Any], finished: datetime) -> str:
+    """Prometheus text exposition format: gauges of the last run and of the store.
+
+    Gauges, not counters: the textfile collector reads the file afresh after every run, and a
+    run's counts start from zero.
+    """
+    families: list[tuple[str, str, list[Sample]]] = [
+        (
+            "run_feeds",
+            "Feeds checked by the last run, by outcome.",
+            [
+                ('{outcome="updated"}', report.feeds_ok),
+                ('{outcome="unchanged"}', report.feeds_not_modified),
+                ('{outcome="failed"}', report.feeds_failed),
+            ],
+        ),
+        (
+            "run_feed_failures",
+            "Feeds that failed in the last run, by kind of failure.",
+            _by_label("kind", report.failures_by_kind),
+        ),
+        ("run_entries_new", "New feed entries seen by the last run.", [("", report.entries_new)]),
+        ("run_articles_new", "Articles added by the last run.", [("", report.articles_new)]),
+        (
+            "run_pages_skipped",
+            "Article pages not used by the last run (the feed's text kept), by reason.",
+            _by_label("reason", report.pages_skipped),
+        ),
+        ("run_stories_new", "Stories opened by the last run.", [("", report.stories_new)]),
+        ("run_duration_seconds", "Wall time of the last run.", [("", report.seconds)]),
+        (
+            "run_stopped_early",
+            "1 if the last run stopped at --max-time.",
+            [("", float(report.stopped_early))],
+        ),
+        (
+            "run_finished_timestamp_seconds",
+            "When the last run finished, in Unix time.",
+            [("", finished.timestamp())],
+        ),
+        ("feeds", "Feeds in the store.", [("", stats["feeds"])]),
+        ("feeds_failing", "Feeds whose last check failed.", [("", stats["feeds_failing"])]),
+        ("articles", "Articles in the store.", [("", stats["articles"])]),
+        ("stories", "Stories in the store.", [("", stats["stories"])]),
+    ]
     lines: list[str] = []
-
-    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+    for name, help_text, samples in families:
         lines.append(f"# HELP newsfold_{name} {help_text}")
-        lines.append(f"# TYPE newsfold_{name} {kind}")
-        lines.extend(f"newsfold_{name}{labels} {value:g}" for labels, value in samples)
-
-    metric(
-        "run_feeds",
-        "gauge",
-        "Feeds checked by the last run, by outcome.",
-        [
-            ('{outcome="updated"}', report.feeds_ok),
-            ('{outcome="unchanged"}', report.feeds_not_modified),
-            ('{outcome="failed"}', report.feeds_failed),
-        ],
-    )
-    metric(
-        "run_failures",
-        "gauge",
-        "Feed failures of the last run, by kind.",
-        [(f'{{kind="{k}"}}', v) for k, v in sorted(report.failures_by_kind.items())],
-    )
-    metric(
-        "run_articles_new", "gauge", "Articles added by the last run.", [("", report.articles_new)]
-    )
-    metric(
-        "run_stories_new", "gauge", "Stories opened by the last run.", [("", report.stories_new)]
-    )
-    metric("run_duration_seconds", "gauge", "Wall time of the last run.", [("", report.seconds)])
-    metric(
-        "run_stopped_early",
-        "gauge",
-        "1 if the last run hit --max-time.",
-        [("", float(report.stopped_early))],
-    )
-    metric("feeds", "gauge", "Feeds in the store.", [("", stats["feeds"])])
-    metric(
-        "feeds_failing", "gauge", "Feeds whose last check failed.", [("", stats["feeds_failing"])]
-    )
-    metric("articles", "gauge", "Articles in the store.", [("", stats["articles"])])
-    metric("stories", "gauge", "Stories in the store.", [("", stats["stories"])])
+        lines.append(f"# TYPE newsfold_{name} gauge")
+        lines.extend(f"newsfold_{name}{labels} {_number(value)}" for labels, value in samples)
     return "\n".join(lines) + "\n"
 
 
-def write_metrics(path: Path, report: RunReport, stats: dict[str, Any]) -> None:
+def _by_label(label: str, counts: dict[str, int]) -> list[Sample]:
+    return [(f'{{{label}="{_label_value(key)}"}}', value) for key, value in sorted(counts.items())]
+
+
+def _label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    """Whole numbers in full (never 1.2e+06), others as Python's shortest exact repr."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def write_metrics(path: Path, report: RunReport, stats: dict[str, Any], finished: datetime) -> None:
     """Write atomically: node_exporter must never read half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(metrics_text(report, stats))
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp"
+    ) as tmp:
+        tmp.write(metrics_text(report, stats, finished))
+    os.chmod(tmp.name, 0o644)  # the collector usually runs as another user
     os.replace(tmp.name, path)
