@@ -76,9 +76,9 @@ def canonicalize_url(url: str, base: str | None = None) -> str | None:
     empty path made "/".
     """
     url = url.strip()
-    if base:
-        url = urljoin(base.strip(), url)
     try:
+        if base:
+            url = urljoin(base.strip(), url)
         parts = urlsplit(url)
         port = parts.port
     except ValueError:  # a bad port or an unbalanced IPv6 bracket
