@@ -51,6 +51,7 @@ FEED_ACCEPT = (
 )
 HTML_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 ACCEPT_ENCODING = "gzip, deflate"  # what Inflater decodes; never br or zstd, whatever is installed
+LOCATION_ASIDE = "x-newsfold-location"
 INFLATE_STEP = 64 * 1024  # most decompressed bytes produced from one step of input
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -74,6 +75,7 @@ class Fetcher:
             timeout=httpx.Timeout(settings.timeout),
             follow_redirects=False,
             trust_env=False,
+            event_hooks={"response": [set_location_aside]},
         )
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
@@ -142,7 +144,7 @@ class Fetcher:
 
     async def _answer(self, url: str, response: httpx.Response) -> FetchResult | Redirect:
         status = response.status_code
-        location = response.headers.get("location")
+        location = response.headers.get(LOCATION_ASIDE)
         if status in REDIRECT_CODES and location:
             return Redirect(response.url, location)
         now = datetime.now(UTC)
@@ -233,6 +235,15 @@ def default_transport(settings: FetchSettings) -> httpx.AsyncHTTPTransport:
     if settings.allow_private_networks:
         return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
     return guarded_transport(limits, allow=settings.allowed_networks)
+
+
+async def set_location_aside(response: httpx.Response) -> None:
+    """Move Location where httpx does not look: even when not following redirects, httpx builds
+    the next request from it and fails on a value it cannot parse (javascript:alert(1)), before
+    checked_url could name it."""
+    location = response.headers.pop("location", None)
+    if location is not None:
+        response.headers[LOCATION_ASIDE] = location
 
 
 class Redirect(NamedTuple):
