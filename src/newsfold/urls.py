@@ -14,6 +14,8 @@ _SCHEMES = {"http": 80, "https": 443}
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# "http://", "//" or "http:///x": an authority that names no host (urljoin would return the base)
+_EMPTY_AUTHORITY = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:)?//(?:[/?#]|$)")
 # RFC 3986: what may stand unescaped in a path segment, and in one name=value pair of a query.
 _PATH_SAFE = "/:@!$&'()*+,;=%"
 _QUERY_PAIR_SAFE = "/?:@!$'()*+,;=%"
@@ -76,6 +78,8 @@ def canonicalize_url(url: str, base: str | None = None) -> str | None:
     empty path made "/".
     """
     url = url.strip()
+    if _EMPTY_AUTHORITY.match(url):
+        return None
     try:
         if base:
             url = urljoin(base.strip(), url)
