@@ -8,15 +8,29 @@ NewsfoldError
  ├── ParseError         a body is not a feed (HTML, empty, garbage): names the URL
  └── ExtractError       a page gave no text: names the URL
 
+Errors pickle whole, so they cross from the worker processes as they are.
 Library errors (httpx, feedparser, trafilatura, SQLAlchemy) are translated at the stage edge,
 so every message a user sees is one line that names the feed or URL and the cause.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class NewsfoldError(Exception):
     """Root of every error newsfold raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take keyword arguments that Exception's pickling would drop.
+        return (_restore, (self.__class__, self.args, self.__dict__))
+
+
+def _restore(cls: type[NewsfoldError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(NewsfoldError):
@@ -70,7 +84,10 @@ class ParseError(NewsfoldError):
 
 
 class ExtractError(NewsfoldError):
-    """A page yielded no usable text."""
+    """A page yielded no usable text, or a worker step timed out or died."""
+
+    kind = "extract"
+    transient = True
 
     def __init__(self, url: str, cause: str) -> None:
         super().__init__(f"{url}: {cause}")

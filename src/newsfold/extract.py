@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
@@ -383,20 +383,19 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def _run_in_worker(
+def _extract_in_worker(
     extractor: PageExtractor, body: bytes, url: str, content_type: str | None
-) -> Extracted | str:
-    """The task a worker runs: the result, or the cause of an ExtractError as a plain string.
-
-    ExtractError takes two arguments, so it cannot cross the process boundary through pickle
-    (unpickling calls it with one); pebble would report the whole pool as broken.
-    """
+) -> Extracted:
+    """The task a worker runs: any failure stays one page's ExtractError, never the pool's."""
     try:
         return extractor(body, url=url, content_type=content_type)
-    except ExtractError as exc:
-        return exc.cause
-    except Exception as exc:  # anything else stays one page's failure, not the pool's
-        return f"extraction failed: {type(exc).__name__}: {exc}"
+    except ExtractError:
+        raise
+    except Exception as exc:
+        raise ExtractError(url, f"extraction failed: {type(exc).__name__}: {exc}") from None
+
+
+T = TypeVar("T")
 
 
 class ExtractPool:
@@ -422,27 +421,32 @@ class ExtractPool:
 
     async def extract(self, body: bytes, url: str, content_type: str | None) -> Extracted:
         """Extract one page in a worker. Raises ExtractError (no text, time-out, worker crash)."""
+        return await self.call(
+            "extraction", url, _extract_in_worker, self._extractor, body, url, content_type
+        )
+
+    async def call(
+        self, step: str, url: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> T:
+        """Run any CPU-bound step (extraction, feed parsing, fingerprints) in a worker.
+
+        `fn`'s own errors come back as they are (newsfold's errors pickle whole); a time-out,
+        a dead worker or a broken pool become an ExtractError naming `url` and the `step`.
+        """
         async with self._slots_of_this_loop():
             try:
                 future = self._pool.schedule(
-                    _run_in_worker,
-                    args=(self._extractor, body, url, content_type),
-                    timeout=self.page_timeout,
+                    fn, args=args, kwargs=kwargs, timeout=self.page_timeout
                 )
-                result = await asyncio.wrap_future(future)
+                return cast(T, await asyncio.wrap_future(future))
             except TimeoutError:
                 raise ExtractError(
-                    url, f"extraction took longer than {self.page_timeout:g} s"
+                    url, f"{step} took longer than {self.page_timeout:g} s"
                 ) from None
             except pebble.ProcessExpired as exc:
-                raise ExtractError(
-                    url, f"extraction worker died (exit code {exc.exitcode})"
-                ) from None
+                raise ExtractError(url, f"{step} worker died (exit code {exc.exitcode})") from None
             except RuntimeError as exc:  # a closed pool, or pebble gave up on its workers
-                raise ExtractError(url, f"extraction pool unavailable: {exc}") from None
-        if isinstance(result, str):
-            raise ExtractError(url, result)
-        return result
+                raise ExtractError(url, f"{step} pool unavailable: {exc}") from None
 
     def _slots_of_this_loop(self) -> asyncio.Semaphore:
         """The bound on pages handed to the pool; an asyncio.Semaphore works in one loop only."""

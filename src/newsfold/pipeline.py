@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 from newsfold import dedup, schedule
 from newsfold.articles import ArticleMaker
-from newsfold.config import Settings
-from newsfold.errors import FetchError, ParseError
+from newsfold.config import DedupSettings, Settings
+from newsfold.errors import ExtractError, FetchError, ParseError
 from newsfold.extract import ExtractPool
 from newsfold.fetch import Fetcher
 from newsfold.model import Article, Entry, FeedState, FetchResult, ParsedFeed, RunReport
@@ -155,31 +155,37 @@ class _FeedRunner:
                 feed.url, etag=feed.etag, last_modified=feed.last_modified
             )
             parsed = None if _unchanged(feed, result) else await self._parse(feed, result)
-        except (FetchError, ParseError) as exc:
+            if parsed is None:
+                self.report.feeds_not_modified += 1
+                await self._record_unchanged(feed, result)
+            else:
+                await self._record_parsed(feed, result, parsed)
+                self.report.feeds_ok += 1
+        except (FetchError, ParseError, ExtractError) as exc:
             await self._record_failure(feed, exc)
             return str(exc)
-        if parsed is None:
-            self.report.feeds_not_modified += 1
-            await self._record_unchanged(feed, result)
-            return None
-        await self._record_parsed(feed, result, parsed)
-        self.report.feeds_ok += 1
         return None
 
     async def _parse(self, feed: FeedState, result: FetchResult) -> ParsedFeed:
         assert result.body is not None
         cap = self.settings.fetch.max_new_per_feed * FEED_BACKLOG_FACTOR
-        # Off the event loop, so downloads keep flowing while a big feed is read.
-        return await asyncio.to_thread(
-            parse_feed,
-            result.body,
-            url=result.final_url,
-            content_type=result.content_type,
-            now=self.clock(),
-            max_entries=cap,
-        )
+        try:
+            return await self.pool.call(
+                "parsing",
+                feed.url,
+                parse_feed,
+                result.body,
+                url=result.final_url,
+                content_type=result.content_type,
+                now=self.clock(),
+                max_entries=cap,
+            )
+        except ExtractError as exc:  # the worker timed out or died on this body
+            raise ParseError(feed.url, exc.cause) from None
 
-    async def _record_failure(self, feed: FeedState, exc: FetchError | ParseError) -> None:
+    async def _record_failure(
+        self, feed: FeedState, exc: FetchError | ParseError | ExtractError
+    ) -> None:
         now = self.clock()
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
         next_check = schedule.next_check_after_failure(
@@ -202,7 +208,7 @@ class _FeedRunner:
             last_modified=feed.last_modified,
             body_hash=feed.body_hash,
         )
-        await self._commit(update, [], [], {})
+        await self._commit(feed.url, update, [], [], {})
 
     async def _record_unchanged(self, feed: FeedState, result: FetchResult) -> None:
         now = self.clock()
@@ -223,7 +229,7 @@ class _FeedRunner:
             body_hash=feed.body_hash,
             rate=feed.rate,
         )
-        await self._commit(update, [], [], {})
+        await self._commit(feed.url, update, [], [], {})
 
     async def _record_parsed(
         self, feed: FeedState, result: FetchResult, parsed: ParsedFeed
@@ -262,18 +268,25 @@ class _FeedRunner:
             body_hash=None if deferred else _body_hash(result.body),
             rate=rate,
         )
-        commit = await self._commit(update, taken, made.articles, made.links)
+        commit = await self._commit(feed.url, update, taken, made.articles, made.links)
         self.report.articles_new += commit.articles_new
         self.report.stories_new += commit.stories_new
 
     async def _commit(
         self,
+        url: str,
         update: FeedUpdate,
         entries: Sequence[Entry],
         articles: Sequence[Article],
         links: dict[str, str],
     ) -> Any:
-        fingerprints = {a.url: dedup.fingerprint(a.text, self.settings.dedup) for a in articles}
+        texts = [a.text for a in articles]
+        computed = (
+            await self.pool.call("fingerprinting", url, fingerprint_all, texts, self.settings.dedup)
+            if texts
+            else []
+        )
+        fingerprints = {a.url: fp for a, fp in zip(articles, computed, strict=True)}
         articles = [replace(a, content_hash=fingerprints[a.url].text_hash.hex()) for a in articles]
         folder = Folder(self.settings, self.clock(), fingerprints)
         return await self.in_store_thread(
@@ -318,6 +331,11 @@ class Folder:
             default=1.0,
         )
         return Fold(story_id, similarity, fp.to_bytes(), keys)
+
+
+def fingerprint_all(texts: list[str], settings: DedupSettings) -> list[dedup.Fingerprint]:
+    """Fingerprints of a feed's new articles, computed in a worker process."""
+    return [dedup.fingerprint(text, settings) for text in texts]
 
 
 def refold(settings: Settings, store: Store, since: datetime, now: datetime) -> int:
