@@ -83,6 +83,7 @@ class RunRow:
             f"{self.server.cpu_seconds:.2f}",
             mb(usage.root_peak_rss),
             mb(usage.tree_peak_rss),
+            f"{usage.load:.1f}",
         ]
 
 
@@ -100,6 +101,7 @@ HEADER = (
     "server CPU s",
     "main peak RSS",
     "tree peak RSS",
+    "load",
 )
 
 
@@ -163,7 +165,8 @@ def main() -> None:
 
     print(machine_line())
     routes = feed_routes(args.feeds, args.hosts)
-    with CorpusServer(routes, args.hosts) as server, tempfile.TemporaryDirectory() as tmp:
+    with CorpusServer(args.hosts) as server, tempfile.TemporaryDirectory() as tmp:
+        server.serve(routes)
         print(f"{args.feeds} feeds over {server.hosts} hosts; server pid {server.pid}")
         empty = empty_run(Path(tmp) / "empty")
         rows = [

@@ -34,7 +34,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests package: corpus paths and feed media types
 
-from tests.server import CORPUS, FEED_TYPES, corpus_files  # noqa: E402
+from tests.server import CORPUS as CORPUS  # noqa: E402
+from tests.server import FEED_TYPES, corpus_files  # noqa: E402
 
 STATS_PATH = "/_bench/stats"
 SAMPLE_EVERY = 0.05  # seconds between two looks at a process tree's memory and CPU
@@ -90,23 +91,22 @@ class ServerStats:
 
 
 class CorpusServer:
-    """The routes served by a child process on `hosts` loopback addresses, one port each."""
+    """A child process serving on `hosts` loopback addresses, one port each.
 
-    def __init__(self, routes: Sequence[Route], hosts: int = 1) -> None:
-        self.routes = list(routes)
-        self.hosts = max(hosts, 1 + max((r.host for r in self.routes), default=0))
+    with CorpusServer(hosts=20) as server:
+        server.serve(routes)  # URLs are known before the routes are sent: server.url(route)
+    """
+
+    def __init__(self, hosts: int = 1) -> None:
+        self.hosts = hosts
         context = multiprocessing.get_context("spawn")
         self._conn, child_conn = context.Pipe()
-        self._process = context.Process(
-            target=_serve, args=(self.routes, self.hosts, child_conn), daemon=True
-        )
+        self._process = context.Process(target=_serve, args=(hosts, child_conn), daemon=True)
         self._bases: list[str] = []
 
     def __enter__(self) -> CorpusServer:
         self._process.start()
-        if not self._conn.poll(120):
-            raise RuntimeError("the corpus server did not start")
-        self._bases = self._conn.recv()
+        self._bases = self._receive()
         return self
 
     def __exit__(
@@ -118,12 +118,22 @@ class CorpusServer:
         self._process.terminate()
         self._process.join()
 
+    def serve(self, routes: Sequence[Route]) -> None:
+        """Start answering these routes (on every address); returns once they are served."""
+        self._conn.send(list(routes))
+        self._receive()
+
+    def _receive(self) -> Any:
+        if not self._conn.poll(300):
+            raise RuntimeError("the corpus server does not answer")
+        return self._conn.recv()
+
     @property
     def pid(self) -> int:
         return self._process.pid or 0
 
     def url(self, route: Route) -> str:
-        return self._bases[route.host] + route.path
+        return self._bases[route.host % self.hosts] + route.path
 
     def stats(self) -> ServerStats:
         with urllib.request.urlopen(self._bases[0] + STATS_PATH) as answer:
@@ -157,14 +167,14 @@ def _body(source: Path | bytes, number: int) -> _Body:
     return _Body(raw, gzip.compress(raw, compresslevel=6, mtime=0), f'"{number}"')
 
 
-def _serve(routes: Sequence[Route], hosts: int, conn: Any) -> None:
-    """The server process: bind every address, send the base URLs back, serve until killed."""
+def _serve(hosts: int, conn: Any) -> None:
+    """The server process: bind every address, send the base URLs, take the routes, serve."""
     import asyncio
     import socket
 
     from aiohttp import web
 
-    table = _load_bodies(routes)
+    table: dict[str, tuple[_Body, str]] = {}
     last_modified = formatdate(time.time() - 3600, usegmt=True)
     requests: dict[str, int] = {}
     not_modified: dict[str, int] = {}
@@ -193,7 +203,8 @@ def _serve(routes: Sequence[Route], hosts: int, conn: Any) -> None:
         if "gzip" in request.headers.get("Accept-Encoding", ""):
             headers["Content-Encoding"] = "gzip"
             payload = body.gzipped
-        return web.Response(body=payload, headers=headers, content_type=content_type)
+        headers["Content-Type"] = content_type
+        return web.Response(body=payload, headers=headers)
 
     async def main() -> None:
         app = web.Application()
@@ -201,14 +212,17 @@ def _serve(routes: Sequence[Route], hosts: int, conn: Any) -> None:
         app.router.add_get("/{tail:.*}", answer)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        bases = []
+        sockets = []
         for index in range(hosts):
             sock = socket.socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((loopback(index), 0))
+            sockets.append(sock)
+        conn.send([f"http://{loopback(i)}:{s.getsockname()[1]}" for i, s in enumerate(sockets)])
+        table.update(_load_bodies(conn.recv()))  # nothing is served before this
+        for sock in sockets:
             await web.SockSite(runner, sock, backlog=1024).start()
-            bases.append(f"http://{loopback(index)}:{sock.getsockname()[1]}")
-        conn.send(bases)
+        conn.send("ready")
         await asyncio.Event().wait()
 
     asyncio.run(main())
@@ -236,6 +250,7 @@ class TreeUsage:
     root_cpu: float = 0.0  # seconds, user + system
     other_cpu: float = 0.0  # seconds, all descendants (last sample of each)
     descendants: int = 0  # processes seen below the root
+    load: float = 0.0  # the machine's 1-minute load average when sampling stopped
     _cpu: dict[int, float] = field(default_factory=dict)
 
     def add_sample(self, root: int, tree: Sequence[int]) -> None:
@@ -274,6 +289,7 @@ class TreeSampler(threading.Thread):
     def stop(self) -> TreeUsage:
         self._done.set()
         self.join()
+        self.usage.load = os.getloadavg()[0]
         return self.usage
 
     def _descendants(self) -> Iterator[int]:
@@ -414,7 +430,19 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
 
 
 def machine_line() -> str:
-    return f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, corpus {CORPUS}"
+    """What the numbers were measured on: the code's revision, the machine and its load."""
+    git = ["git", "-C", str(REPO)]
+    revision = subprocess.run([*git, "describe", "--always"], capture_output=True, text=True)
+    changed = subprocess.run(
+        [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True
+    ).stdout.split("\n")
+    edits = sum(1 for line in changed if line.strip())
+    return (
+        f"newsfold {revision.stdout.strip()}"
+        + (f" with {edits} uncommitted file(s) in src/" if edits else "")
+        + f"; python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        + f"load average {os.getloadavg()[0]:.1f} at start"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
