@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ from sqlalchemy import (
     Insert,
     Table,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -139,6 +141,19 @@ class SqlStore:
                     raise
                 time.sleep(random.uniform(0.0, 0.05 * attempt))  # let the other one commit
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @cached_property
+    def _upsert_entry(self) -> Any:
+        insert = self._dialect_insert(entries)
+        return insert.on_conflict_do_update(
+            index_elements=["feed_id", "key"],
+            set_={name: insert.excluded[name] for name in _ENTRY_VALUES},
+        )
+
+    @cached_property
+    def _insert_article(self) -> Any:
+        insert = self._dialect_insert(articles)
+        return insert.on_conflict_do_nothing(index_elements=["url"]).returning(articles.c.id)
 
     def _dialect_insert(self, table: Table) -> Any:
         """INSERT for this dialect, with its ON CONFLICT clauses."""
@@ -364,18 +379,12 @@ class SqlStore:
             "updated_at": u.checked_at,
             "article_id": article_id,
         }
-        changed = conn.execute(
-            update(entries)
-            .where(entries.c.feed_id == u.feed_id, entries.c.key == entry.key)
-            .values(**values)
-        )
-        if changed.rowcount:
+        where = {"b_feed": u.feed_id, "b_key": entry.key}
+        if conn.execute(_UPDATE_ENTRY, where | values).rowcount:
             return False
         # A feed whose lease ran out mid-check may be recorded by two workers: the later one wins.
-        saved = self._dialect_insert(entries).values(
-            feed_id=u.feed_id, key=entry.key, first_seen=u.checked_at, **values
-        )
-        conn.execute(saved.on_conflict_do_update(index_elements=["feed_id", "key"], set_=values))
+        row = {"feed_id": u.feed_id, "key": entry.key, "first_seen": u.checked_at, **values}
+        conn.execute(self._upsert_entry, row)
         return True
 
     def _refresh_entry_count(self, conn: Connection, feed_id: int) -> None:
@@ -402,21 +411,17 @@ class SqlStore:
     ) -> int:
         """Insert a new article and fold it, or record a changed page as a new version."""
         values = _article_values(article)
-        query = select(articles.c.id, articles.c.content_hash).where(articles.c.url == article.url)
-        row = conn.execute(query).first()
+        query = _ARTICLE_BY_URL, {"url": article.url}
+        row = conn.execute(*query).first()
         if row is None:
-            new = self._dialect_insert(articles).values(
-                first_seen=now, updated_at=now, version=1, **values
-            )
             # Nothing back: another feed's transaction, on another worker, saved it first.
-            inserted = conn.execute(
-                new.on_conflict_do_nothing(index_elements=["url"]).returning(articles.c.id)
-            ).scalar()
+            row_values = {"first_seen": now, "updated_at": now, "version": 1, **values}
+            inserted = conn.execute(self._insert_article, row_values).scalar()
             if inserted is not None:
                 counts[0] += 1
                 counts[2] += self._place_in_story(conn, inserted, article, fold, locks, now)
                 return int(inserted)
-            row = conn.execute(query).one()
+            row = conn.execute(*query).one()
         if row.content_hash != article.content_hash:
             conn.execute(
                 update(articles)
@@ -443,20 +448,12 @@ class SqlStore:
             )
             created = 1
         else:
-            conn.execute(
-                update(stories)
-                .where(stories.c.id == story_id)
-                .values(updated_at=now, article_count=stories.c.article_count + 1)
-            )
+            conn.execute(_JOIN_STORY, {"b_id": story_id, "updated_at": now})
+        place = {"b_id": article_id, "story_id": story_id, "similarity": decision.similarity}
+        conn.execute(_PLACE_ARTICLE, place)
         conn.execute(
-            update(articles)
-            .where(articles.c.id == article_id)
-            .values(story_id=story_id, similarity=decision.similarity)
-        )
-        conn.execute(
-            fingerprints.insert().values(
-                article_id=article_id, data=decision.fingerprint, seen_at=now
-            )
+            fingerprints.insert(),
+            {"article_id": article_id, "data": decision.fingerprint, "seen_at": now},
         )
         if decision.band_keys:
             conn.execute(
@@ -765,6 +762,55 @@ class _KeyProbe:
         return []
 
 
+# Built once: statements run for every new article reuse their compiled form.
+_UPDATE_ENTRY = update(entries).where(
+    entries.c.feed_id == bindparam("b_feed"), entries.c.key == bindparam("b_key")
+)
+_ARTICLE_BY_URL = select(articles.c.id, articles.c.content_hash).where(
+    articles.c.url == bindparam("url")
+)
+_JOIN_STORY = (
+    update(stories)
+    .where(stories.c.id == bindparam("b_id"))
+    .values(article_count=stories.c.article_count + 1)
+)
+_PLACE_ARTICLE = update(articles).where(articles.c.id == bindparam("b_id"))
+_ENTRY_VALUES = (
+    "link",
+    "title",
+    "summary",
+    "published",
+    "date_suspect",
+    "author",
+    "content_hash",
+    "updated_at",
+    "article_id",
+)
+_STORY_WITH_TEXT = (
+    select(articles.c.story_id)
+    .where(
+        articles.c.content_hash == bindparam("content_hash"),
+        articles.c.id != bindparam("exclude"),
+        articles.c.story_id.is_not(None),
+    )
+    .order_by(articles.c.id)
+    .limit(1)
+)
+_BAND_MATCHES = (
+    select(dedup_bands.c.article_id)
+    .where(
+        dedup_bands.c.band_key.in_(bindparam("keys", expanding=True)),
+        dedup_bands.c.seen_at >= bindparam("since"),
+    )
+    .distinct()
+)
+_CANDIDATES = (
+    select(articles.c.id, articles.c.story_id, fingerprints.c.data, fingerprints.c.seen_at)
+    .join(fingerprints, fingerprints.c.article_id == articles.c.id)
+    .where(articles.c.id.in_(_BAND_MATCHES), articles.c.story_id.is_not(None))
+)
+
+
 class _DedupView:
     """The dedup questions, answered inside the article's own transaction.
 
@@ -778,17 +824,8 @@ class _DedupView:
 
     def story_with_text(self, content_hash: str, exclude_article: int) -> int | None:
         self.locks.take([text_lock_key(content_hash)])
-        query = (
-            select(articles.c.story_id)
-            .where(
-                articles.c.content_hash == content_hash,
-                articles.c.id != exclude_article,
-                articles.c.story_id.is_not(None),
-            )
-            .order_by(articles.c.id)
-            .limit(1)
-        )
-        value = self.conn.execute(query).scalar()
+        params = {"content_hash": content_hash, "exclude": exclude_article}
+        value = self.conn.execute(_STORY_WITH_TEXT, params).scalar()
         return None if value is None else int(value)
 
     def candidates(self, band_keys: Sequence[int], since: datetime) -> list[Candidate]:
@@ -797,19 +834,10 @@ class _DedupView:
         # Copies of one story share band keys: locking the keys serialises exactly the workers
         # that could otherwise each open a story for the same text.
         self.locks.take(band_keys)
-        ids = (
-            select(dedup_bands.c.article_id)
-            .where(dedup_bands.c.band_key.in_(list(band_keys)), dedup_bands.c.seen_at >= since)
-            .distinct()
-        )
-        query = (
-            select(articles.c.id, articles.c.story_id, fingerprints.c.data, fingerprints.c.seen_at)
-            .join(fingerprints, fingerprints.c.article_id == articles.c.id)
-            .where(articles.c.id.in_(ids), articles.c.story_id.is_not(None))
-        )
+        query = _CANDIDATES, {"keys": list(band_keys), "since": since}
         return [
             Candidate(row.id, row.story_id, row.data, row.seen_at)
-            for row in self.conn.execute(query)
+            for row in self.conn.execute(*query)
         ]
 
 
