@@ -153,7 +153,8 @@ dedup_bands = Table(
     metadata,
     Column("band_key", BigInteger, nullable=False),
     Column("article_id", Integer, nullable=False),
-    Column("seen_at", UTCDateTime, nullable=False),
+    # Unix seconds: dozens of rows per article, and an integer costs nothing to convert.
+    Column("seen_at", BigInteger, nullable=False),
     Index("ix_dedup_bands_key", "band_key"),
     Index("ix_dedup_bands_seen_at", "seen_at"),
 )

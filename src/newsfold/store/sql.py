@@ -459,7 +459,7 @@ class SqlStore:
             conn.execute(
                 dedup_bands.insert(),
                 [
-                    {"band_key": k, "article_id": article_id, "seen_at": now}
+                    {"band_key": k, "article_id": article_id, "seen_at": int(now.timestamp())}
                     for k in decision.band_keys
                 ],
             )
@@ -531,7 +531,9 @@ class SqlStore:
         """Drop LSH band rows older than the window: nothing will be compared with them again."""
         with self._write() as conn:
             return int(
-                conn.execute(delete(dedup_bands).where(dedup_bands.c.seen_at < before)).rowcount
+                conn.execute(
+                    delete(dedup_bands).where(dedup_bands.c.seen_at < before.timestamp())
+                ).rowcount
             )
 
     def refold(self, since: datetime, fold: Folder) -> int:
@@ -834,7 +836,7 @@ class _DedupView:
         # Copies of one story share band keys: locking the keys serialises exactly the workers
         # that could otherwise each open a story for the same text.
         self.locks.take(band_keys)
-        query = _CANDIDATES, {"keys": list(band_keys), "since": since}
+        query = _CANDIDATES, {"keys": list(band_keys), "since": int(since.timestamp())}
         return [
             Candidate(row.id, row.story_id, row.data, row.seen_at)
             for row in self.conn.execute(*query)
