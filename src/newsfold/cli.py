@@ -190,13 +190,13 @@ def run(
     obj: Context, include_all: bool, max_time: str | None, wait: bool, metrics_file: Path | None
 ) -> None:
     """Fetch due feeds, download and extract new articles, fold copies into stories."""
+    settings = obj.settings  # a bad config fails here, before the store is touched
+    window = _duration(max_time, "--max-time")
     from newsfold import pipeline, report
 
-    options = pipeline.RunOptions(
-        include_all=include_all, max_time=_duration(max_time, "--max-time")
-    )
+    options = pipeline.RunOptions(include_all=include_all, max_time=window)
     with obj.store() as store, store.run_lock(wait):
-        result = _run_pass(obj.settings, store, options, obj.verbosity)
+        result = _run_pass(settings, store, options, obj.verbosity)
         report.log_summary(result, obj.verbosity)
         if metrics_file:
             report.write_metrics(metrics_file, result, store.stats(), utcnow())
@@ -430,8 +430,8 @@ def demo(obj: Context, keep: Path | None, limit: int) -> None:
         settings = server.settings(Settings())
         path = keep.resolve() if keep else Path(scratch) / "demo.db"
         click.echo(
-            f"Serving {len(server.feeds)} feeds of fictional outlets (RSS, Atom, JSON Feed) "
-            f"and their {len(server.articles)} articles at {server.base_url}/"
+            f"Serving {len(server.feeds)} fictional outlets' feeds (RSS, Atom, JSON Feed)"
+            f" and {len(server.articles)} articles\nat {server.base_url}/ ...\n"
         )
         with opened_store(f"sqlite:///{path}") as store:
             result = _run_pass(settings, store, pipeline.RunOptions(), obj.verbosity)
@@ -442,7 +442,9 @@ def demo(obj: Context, keep: Path | None, limit: int) -> None:
         click.echo(f"\nThe largest story and its {len(largest.articles)} copies:\n")
         output.print_story(largest)
     if keep:
-        click.echo(f"\nThe store is kept: newsfold --db {path} stories")
+        click.echo(
+            f"\nThe store is kept. Try the other commands on it:\n  newsfold --db {path} stories"
+        )
 
 
 # -- dedup: explain and redo -----------------------------------------------------------------------

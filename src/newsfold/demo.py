@@ -131,6 +131,11 @@ def feed_path(outlet: Outlet) -> str:
     return f"/{outlet.slug}/{FEED_FILES[outlet.feed]}"
 
 
+def feed_sources(articles: list[SampleArticle], base: str) -> list[FeedSource]:
+    """One feed per outlet, as served from `base`."""
+    return [FeedSource(base + feed_path(o), o.name) for o in _outlets(articles)]
+
+
 def build_site(articles: list[SampleArticle], base: str) -> dict[str, Resource]:
     """Every path the demo server answers: pages, one feed per outlet, robots.txt, an index."""
     outlets = _outlets(articles)
@@ -327,7 +332,7 @@ class DemoServer:
 
     @property
     def feeds(self) -> list[FeedSource]:
-        return [FeedSource(self.base_url + feed_path(o), o.name) for o in _outlets(self.articles)]
+        return feed_sources(self.articles, self.base_url)
 
     def settings(self, base: Settings) -> Settings:
         """`base` with the demo's feeds, and the address guard open to the demo server only."""

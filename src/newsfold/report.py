@@ -72,11 +72,12 @@ def make_progress(verbosity: int, total: int | None = None) -> RunProgress:
 
 
 def summary_line(report: RunReport) -> str:
-    feeds = report.feeds_ok + report.feeds_not_modified + report.feeds_failed
+    """The run in one line, short enough for 80 columns: ok counts unchanged feeds too."""
+    ok = report.feeds_ok + report.feeds_not_modified
     line = (
-        f"{feeds} feeds ({report.feeds_ok} updated, {report.feeds_not_modified} unchanged, "
-        f"{report.feeds_failed} failed), {report.articles_new} new articles, "
-        f"{report.stories_new} new stories in {report.seconds:.1f} s"
+        f"{ok + report.feeds_failed} feeds ({ok} ok, {report.feeds_failed} failed), "
+        f"{report.articles_new} new articles, {report.stories_new} new stories "
+        f"in {report.seconds:.1f} s"
     )
     return line + (" (stopped at --max-time)" if report.stopped_early else "")
 
