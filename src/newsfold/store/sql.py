@@ -44,7 +44,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, DBAPIError, SQLAlchemyError
 
 from newsfold.errors import LockedError, StoreError
 from newsfold.model import (
@@ -127,7 +127,7 @@ class SqlStore:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except OperationalError as exc:
+        except DatabaseError as exc:  # unreachable, locked, or not a sound SQLite file
             raise StoreError(f"{self._safe_url()}: {_first_line(exc)}") from exc
 
     def _transaction(self, work: Callable[[Connection], T]) -> T:
@@ -164,7 +164,7 @@ class SqlStore:
         try:
             with self.engine.connect() as conn:
                 yield conn
-        except OperationalError as exc:
+        except DatabaseError as exc:  # unreachable, locked, or not a sound SQLite file
             raise StoreError(f"{self._safe_url()}: {_first_line(exc)}") from exc
 
     def _safe_url(self) -> str:
