@@ -31,10 +31,12 @@ Every endless route stops when the client goes away or the server stops.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
 import os
+import random
 import socket
 import sys
 import threading
@@ -576,3 +578,300 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# Hostile feeds and pages: what a parser, the scheduler and the whole run must survive.
+
+ARTICLE_WORDS = (
+    "council", "harbour", "minister", "river", "festival", "budget", "station", "museum", "court",
+    "engineers", "farmers", "island", "bridge", "election", "school", "market", "storm", "hospital",
+    "library", "railway", "orchestra", "vineyard", "glacier", "factory", "parliament", "village",
+    "satellite", "archive", "ferry", "stadium", "forest", "airport", "theatre", "clinic", "canal",
+    "reported", "announced", "delayed", "opened", "repaired", "visited", "approved", "rejected",
+    "planned", "measured", "described", "welcomed", "criticised", "expanded", "closed", "restored",
+    "quietly", "early", "again", "finally", "together", "nearby", "overnight", "abroad", "today",
+)  # fmt: skip
+
+
+def article_text(key: str, paragraphs: int = 4, words: int = 45) -> list[str]:
+    """Paragraphs of text that belong to page `key` alone: two keys never share a story."""
+    rng = random.Random(key)
+    return [
+        " ".join(rng.choice(ARTICLE_WORDS) for _ in range(words)).capitalize()
+        + f", {rng.randint(10, 99_999)} people said."
+        for _ in range(paragraphs)
+    ]
+
+
+def article_page(key: str) -> bytes:
+    """A plain news page for `key`: title, header, the article's paragraphs, a footer."""
+    body = "".join(f"<p>{p}</p>\n" for p in article_text(key))
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Story {key}</title>"
+        f"</head><body><header><a href='/'>Home</a></header><article><h1>Story {key}</h1>\n"
+        f"{body}</article><footer>Contact us</footer></body></html>\n"
+    ).encode()
+
+
+def rss(items: str, title: str = "hostile", doctype: str = "") -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?>\n{doctype}<rss version="2.0"><channel><title>'
+        f"{title}</title><link>http://example.com/</link>\n{items}</channel></rss>\n"
+    ).encode()
+
+
+def rss_item(base: str, key: str, *, pub_date: str | None = None) -> str:
+    """An item with title, link (to /fault/article/<key> on `base`), guid and description."""
+    date = f"<pubDate>{pub_date}</pubDate>" if pub_date else ""
+    return (
+        f"<item><title>Story {key}</title><link>{base}/fault/article/{key}</link>"
+        f"<guid>{key}</guid>{date}<description>{article_text(key, 1)[0][:80]}</description>"
+        "</item>\n"
+    )
+
+
+def base_of(handler: RequestHandler) -> str:
+    return f"http://{handler.headers.get('Host', '127.0.0.1')}"
+
+
+_counters_lock = threading.Lock()
+_counters: dict[str, int] = {}
+
+
+def next_count(path: str) -> int:
+    """1, 2, 3... per request path: how many times this route was served so far."""
+    with _counters_lock:
+        _counters[path] = _counters.get(path, 0) + 1
+        return _counters[path]
+
+
+def fault_article(handler: RequestHandler, arg: str) -> None:
+    handler.send_body(article_page(arg or "page"), content_type="text/html; charset=utf-8")
+
+
+def fault_retry_after(handler: RequestHandler, arg: str) -> None:
+    """/fault/retry-after/<code>/<seconds>, or /<code>/date/<seconds> for an HTTP date."""
+    code, _, value = arg.partition("/")
+    if value.startswith("date/"):
+        value = formatdate(time.time() + float(value.removeprefix("date/")), usegmt=True)
+    headers = {"Retry-After": value}
+    handler.send_body(b"slow down\n", status=int(code), content_type="text/plain", headers=headers)
+
+
+def fault_many_items(handler: RequestHandler, arg: str) -> None:
+    """An RSS feed of <n> items (10,000 by default), newest first, each with its own page."""
+    handler.send_body(many_items_feed(base_of(handler), int(arg) if arg.isdigit() else 10_000))
+
+
+@functools.lru_cache(maxsize=4)
+def many_items_feed(base: str, count: int) -> bytes:
+    return rss("".join(rss_item(base, f"many-{i}") for i in range(count, 0, -1)), "many items")
+
+
+def fault_no_identity(handler: RequestHandler, _: str) -> None:
+    """Items lacking link, guid or title in every combination, and one complete item."""
+    base = base_of(handler)
+    items = (
+        "<item><description>Only a description, no title, link or guid.</description></item>\n"
+        "<item></item>\n<item><title></title><link></link><guid></guid></item>\n"
+        f"<item><link>{base}/fault/article/no-title</link></item>\n"
+        '<item><guid isPermaLink="false">only-a-guid</guid></item>\n'
+        "<item><title>Only a title</title></item>\n" + rss_item(base, "identified")
+    )
+    handler.send_body(rss(items, "no identity"))
+
+
+BAD_LINKS = (
+    "javascript:alert(document.cookie)",
+    "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+    "file:///etc/passwd",
+    "ftp://127.0.0.1/feed.xml",
+    "mailto:news@example.com",
+    "http://",
+    "http://[::1",
+)
+
+
+def fault_bad_links(handler: RequestHandler, _: str) -> None:
+    """Items whose links are not web pages (javascript:, data:, file: ...), and one good one."""
+    items = "".join(
+        f"<item><title>Bad link {i}</title><link>{link.replace('&', '&amp;')}</link>"
+        f"<guid>bad-link-{i}</guid><description>A link that must not be followed.</description>"
+        "</item>\n"
+        for i, link in enumerate(BAD_LINKS)
+    )
+    handler.send_body(rss(items + rss_item(base_of(handler), "good-link"), "bad links"))
+
+
+def fault_dates(handler: RequestHandler, _: str) -> None:
+    """Items dated 1970, 2999 and nonsense, each with a page that has no date of its own."""
+    base = base_of(handler)
+    items = (
+        rss_item(base, "date-1970", pub_date="Thu, 01 Jan 1970 00:00:00 GMT")
+        + rss_item(base, "date-2999", pub_date="Tue, 01 Jan 2999 00:00:00 GMT")
+        + rss_item(base, "date-garbage", pub_date="yesterday-ish, 99:99")
+    )
+    handler.send_body(rss(items, "odd dates"))
+
+
+def fault_etag_changing(handler: RequestHandler, _: str) -> None:
+    """The same feed every time, under a new ETag every time (If-None-Match never matches)."""
+    etag = f'"v{next_count(handler.path)}"'
+    body = rss(rss_item(base_of(handler), "etag-changing"), "etag changing")
+    handler.send_body(body, headers={"ETag": etag, "Cache-Control": "no-cache"})
+
+
+def fault_etag_stuck(handler: RequestHandler, _: str) -> None:
+    """One more item on every request, always under the same ETag, always a 200."""
+    served = next_count(handler.path)
+    base = base_of(handler)
+    items = "".join(rss_item(base, f"etag-stuck-{i}") for i in range(served, 0, -1))
+    handler.send_body(rss(items, "etag stuck"), headers={"ETag": '"forever"'})
+
+
+def fault_billion_laughs(handler: RequestHandler, _: str) -> None:
+    """The classic entity expansion bomb (10^9 'lol's if expanded) inside an RSS feed."""
+    names = ["lol", *(f"lol{i}" for i in range(1, 10))]
+    entities = "".join(
+        f'<!ENTITY {name} "{(f"&{previous};" * 10) if previous else "lol"}">\n'
+        for previous, name in zip([None, *names], names, strict=False)
+    )
+    item = "<item><title>&lol9;</title><guid>laughs</guid><description>&lol9;</description></item>"
+    handler.send_body(rss(item, "laughs", f"<!DOCTYPE rss [\n{entities}]>\n"))
+
+
+def fault_xxe(handler: RequestHandler, _: str) -> None:
+    """External entities (general, parameter, file) that a parser must neither fetch nor read."""
+    base = base_of(handler)
+    doctype = (
+        "<!DOCTYPE rss [\n"
+        f'<!ENTITY ext SYSTEM "{base}/fault/xxe-target/general">\n'
+        f'<!ENTITY % remote SYSTEM "{base}/fault/xxe-target/parameter">\n%remote;\n'
+        '<!ENTITY passwd SYSTEM "file:///etc/passwd">\n]>\n'
+    )
+    item = (
+        "<item><title>Leak &ext;</title><guid>xxe</guid>"
+        f"<link>{base}/fault/article/xxe</link><description>&passwd;</description></item>"
+    )
+    handler.send_body(rss(item, "xxe", doctype))
+
+
+def fault_xxe_target(handler: RequestHandler, _: str) -> None:
+    """What an XXE would pull in; a test asserts nobody ever asks for it."""
+    handler.send_body(b'<!ENTITY leaked "XXE-LEAKED">XXE-LEAKED\n', content_type="text/plain")
+
+
+def fault_invalid_utf8(handler: RequestHandler, _: str) -> None:
+    """Declared UTF-8, with bytes that are not UTF-8 in a title and a description."""
+    item = rss_item(base_of(handler), "invalid-utf8").encode()
+    item = item.replace(b"<title>Story", b"<title>Caf\xe9 \xff\xfe\xc3( Story", 1)
+    item = item.replace(b"<description>", b"<description>\x80\x81\xfe ", 1)
+    handler.send_body(rss("").replace(b"</channel>", item + b"</channel>"))
+
+
+def fault_wrong_encoding(handler: RequestHandler, arg: str) -> None:
+    """Declared one encoding, written in another: /latin1-declared (UTF-8 bytes declared
+    ISO-8859-1), /utf8-declared (Windows-1252 bytes declared UTF-8), /utf16-header (UTF-8 bytes,
+    Content-Type says UTF-16)."""
+    title = "Müller's café \u2013 naïve résumé"
+    key = f"wrong-encoding-{arg or 'latin1-declared'}"
+    text = rss(rss_item(base_of(handler), key).replace(f"Story {key}", title)).decode()
+    content_type = "application/xml"
+    if arg == "utf8-declared":
+        body = text.encode("windows-1252")
+    elif arg == "utf16-header":
+        body, content_type = text.encode(), "application/xml; charset=utf-16"
+    else:
+        body = text.replace('encoding="utf-8"', 'encoding="iso-8859-1"').encode()
+    handler.send_body(body, content_type=content_type)
+
+
+def fault_json_not_feed(handler: RequestHandler, _: str) -> None:
+    body = b'{"status": "ok", "items": "none today", "data": [1, 2, 3]}\n'
+    handler.send_body(body, content_type="application/json")
+
+
+def fault_deep_nesting(handler: RequestHandler, arg: str) -> None:
+    """An item nested inside <n> (100,000 by default) elements."""
+    depth = int(arg) if arg.isdigit() else 100_000
+    item = "<div>" * depth + "</div>" * depth
+    handler.send_body(rss(f"<item><title>deep</title><description>{item}</description></item>"))
+
+
+def fault_redirect_private_dns(handler: RequestHandler, arg: str) -> None:
+    """302 to a name that only the resolver turns into a private address: /decimal and /hex
+    (10.0.0.1), /metadata (169.254.169.254), /mapped (IPv4-mapped IPv6 of 10.0.0.1), /ula (fd00::1).
+    Fetch only with the private-address guard ON."""
+    targets = {
+        "decimal": "http://167772161/feed.xml",
+        "hex": "http://0x0a000001/feed.xml",
+        "metadata": "http://2852039166/latest/meta-data/",
+        "mapped": "http://[::ffff:a00:1]/feed.xml",
+        "ula": "http://[fd00::1]/feed.xml",
+    }
+    handler.send_redirect(targets.get(arg, targets["decimal"]))
+
+
+def fault_redirect_other_scheme(handler: RequestHandler, arg: str) -> None:
+    """302 to a URL that is not http(s): /javascript, /data, /ftp, /gopher."""
+    targets = {
+        "javascript": "javascript:alert(1)",
+        "data": "data:application/rss+xml,%3Crss%2F%3E",
+        "ftp": "ftp://127.0.0.1/feed.xml",
+        "gopher": "gopher://127.0.0.1:70/1",
+    }
+    handler.send_redirect(targets.get(arg, targets["javascript"]))
+
+
+FAULTS.update(
+    {
+        "article": fault_article,
+        "retry-after": fault_retry_after,
+        "many-items": fault_many_items,
+        "no-identity": fault_no_identity,
+        "bad-links": fault_bad_links,
+        "dates": fault_dates,
+        "etag-changing": fault_etag_changing,
+        "etag-stuck": fault_etag_stuck,
+        "billion-laughs": fault_billion_laughs,
+        "xxe": fault_xxe,
+        "xxe-target": fault_xxe_target,
+        "invalid-utf8": fault_invalid_utf8,
+        "wrong-encoding": fault_wrong_encoding,
+        "json-not-feed": fault_json_not_feed,
+        "deep-nesting": fault_deep_nesting,
+        "redirect-private-dns": fault_redirect_private_dns,
+        "redirect-other-scheme": fault_redirect_other_scheme,
+    }
+)
+
+
+@functools.lru_cache(maxsize=4)
+def big_paragraphs(megabytes: float) -> tuple[str, ...]:
+    """About `megabytes` MB of distinct HTML paragraphs of words."""
+    count = int(megabytes * 1_000_000 / 430)
+    return tuple(f"<p>{' '.join(article_text(f'big-{i}', 1, 50))}</p>\n" for i in range(count))
+
+
+def fault_big_feed(handler: RequestHandler, arg: str) -> None:
+    """A valid full-content RSS feed of about <n> MB (14 by default): items of 16 paragraphs."""
+    paragraphs = big_paragraphs(float(arg or "14"))
+    base = base_of(handler)
+    items = []
+    for n, start in enumerate(range(0, len(paragraphs), 16)):
+        text = "".join(paragraphs[start : start + 16]).replace("<", "&lt;")
+        items.append(
+            f"<item><title>Big {n}</title><link>{base}/fault/article/big-{n}</link>"
+            f"<guid>big-{n}</guid><description>{text}</description></item>\n"
+        )
+    handler.send_body(rss("".join(items), "big feed"))
+
+
+def fault_big_page(handler: RequestHandler, arg: str) -> None:
+    """A valid HTML article page of about <n> MB (14 by default)."""
+    paragraphs = "".join(big_paragraphs(float(arg or "14")))
+    body = f"<html><body><article><h1>Big</h1>{paragraphs}</article>"
+    handler.send_body(body.encode() + b"</body></html>", content_type="text/html")
+
+
+FAULTS.update({"big-feed": fault_big_feed, "big-page": fault_big_page})

@@ -1,0 +1,254 @@
+"""Drive the installed `newsfold` console script as a user does: a subprocess, a config, a store.
+
+    ws = Workspace.create(tmp_path, feeds=[url], fetch={"timeout": 3})
+    done = ws.run("run", "--all")           # CompletedProcess: returncode, stdout, stderr
+    ws.feeds()                              # `feeds list --json`, by feed URL
+    ws.export()                             # `export --format jsonl`, parsed
+
+Every process gets its own XDG directories and none of the caller's NEWSFOLD_* variables, so the
+config file and --db given here are the only settings in force. Processes start in a session of
+their own: a test can kill a run together with its worker processes, and nothing outlives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+NEWSFOLD = Path(sys.executable).with_name("newsfold")  # the console script of this environment
+RUN_TIMEOUT = 120.0  # seconds: far beyond any run in the tests; a hang fails instead of blocking
+
+Stories = frozenset[frozenset[str]]
+
+# Loaded by every Python process of a run when `audit_connections` is on: each connect() and
+# getaddrinfo() a newsfold process makes is appended to the file named by the variable.
+_AUDIT_HOOK = """\
+import os, sys
+
+_LOG = os.environ.get("NEWSFOLD_TESTS_CONNECT_LOG")
+
+
+def _audit(event, args):
+    if event == "socket.connect":
+        line = f"connect {args[1]!r}\\n"
+    elif event == "socket.getaddrinfo":
+        line = f"resolve {args[0]!r}\\n"
+    else:
+        return
+    with open(_LOG, "a", encoding="utf-8") as log:
+        log.write(line)
+
+
+if _LOG:
+    sys.addaudithook(_audit)
+"""
+
+
+def toml_value(value: Any) -> str:
+    """A TOML literal for the settings tests use: strings, numbers, booleans and lists."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Sequence):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def config_toml(feeds: Iterable[str], sections: Mapping[str, Mapping[str, Any]]) -> str:
+    lines: list[str] = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
+    for url in feeds:
+        lines += ["[[feeds]]", f"url = {toml_value(url)}"]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Workspace:
+    """A config file, a SQLite store and a home of their own for `newsfold` processes."""
+
+    root: Path
+    audit_connections: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        root: Path,
+        feeds: Iterable[str] = (),
+        *,
+        audit_connections: bool = False,
+        **sections: Mapping[str, Any],
+    ) -> Workspace:
+        """Write the config (`fetch={"timeout": 3}` becomes [fetch] timeout = 3) under `root`."""
+        root.mkdir(parents=True, exist_ok=True)
+        workspace = cls(root, audit_connections)
+        workspace.write_config(feeds, **sections)
+        return workspace
+
+    @property
+    def config(self) -> Path:
+        return self.root / "newsfold.toml"
+
+    @property
+    def db(self) -> Path:
+        return self.root / "newsfold.db"
+
+    @property
+    def connect_log(self) -> Path:
+        return self.root / "connections.log"
+
+    def write_config(self, feeds: Iterable[str] = (), **sections: Mapping[str, Any]) -> None:
+        self.config.write_text(config_toml(feeds, sections), encoding="utf-8")
+
+    def command(self, *args: str) -> list[str]:
+        return [str(NEWSFOLD), "--config", str(self.config), "--db", str(self.db), *args]
+
+    def process_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFOLD_")}
+        for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+            env[name] = str(self.root / "xdg" / name.lower())
+        if self.audit_connections:
+            hook_dir = self.root / "audit"
+            hook_dir.mkdir(exist_ok=True)
+            (hook_dir / "sitecustomize.py").write_text(_AUDIT_HOOK, encoding="utf-8")
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(hook_dir), env.get("PYTHONPATH")])
+            )
+            env["NEWSFOLD_TESTS_CONNECT_LOG"] = str(self.connect_log)
+        return {**env, **self.env}
+
+    def start(self, *args: str, output: Path | None = None) -> subprocess.Popen[str]:
+        """Start `newsfold ARGS` without waiting; stdout and stderr are pipes, or the files
+        `output`.out and `output`.err."""
+        with contextlib.ExitStack() as files:
+            out: Any = subprocess.PIPE
+            err: Any = subprocess.PIPE
+            if output is not None:
+                out = files.enter_context(output.with_suffix(".out").open("w"))
+                err = files.enter_context(output.with_suffix(".err").open("w"))
+            return subprocess.Popen(
+                self.command(*args),
+                env=self.process_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                text=True,
+                start_new_session=True,
+            )
+
+    def run(self, *args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        """Run `newsfold ARGS` to its end and return what it printed and its exit code."""
+        process = self.start(*args)
+        return finish(process, timeout)
+
+    def run_measured(self, *args: str, timeout: float = RUN_TIMEOUT) -> Measured:
+        """Run `newsfold ARGS`; also its wall time and the peak RSS of it and its workers."""
+        output = self.root / "measured"
+        started = time.monotonic()
+        process = self.start(*args, output=output)
+        try:
+            peak_kib = wait_for_peak_rss(process, timeout)
+        finally:
+            kill_session(process)
+        seconds = time.monotonic() - started
+        done = subprocess.CompletedProcess(
+            process.args,
+            process.returncode,
+            output.with_suffix(".out").read_text(encoding="utf-8"),
+            output.with_suffix(".err").read_text(encoding="utf-8"),
+        )
+        return Measured(done, seconds, peak_kib * 1024)
+
+    def ok(self, *args: str) -> str:
+        """Run `newsfold ARGS`, which must exit 0; its stdout."""
+        done = self.run(*args)
+        assert done.returncode == 0, f"newsfold {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    def feeds(self) -> dict[str, dict[str, Any]]:
+        """`feeds list --json`, each feed's object by its URL."""
+        return {feed["url"]: feed for feed in json.loads(self.ok("feeds", "list", "--json"))}
+
+    def export(self) -> list[dict[str, Any]]:
+        """`export --format jsonl`: one object per story."""
+        return [json.loads(line) for line in self.ok("export", "--format", "jsonl").splitlines()]
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.ok("stats", "--json"))
+        return result
+
+    def connections(self) -> list[str]:
+        """Every connect/resolve line the audited processes logged ("connect ('10.0.0.1', 80)")."""
+        if not self.connect_log.exists():
+            return []
+        return self.connect_log.read_text(encoding="utf-8").splitlines()
+
+
+@dataclass(frozen=True)
+class Measured:
+    done: subprocess.CompletedProcess[str]
+    seconds: float
+    peak_rss: int  # bytes: the largest resident set of the process or any worker it waited for
+
+
+def finish(process: subprocess.Popen[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Wait for `process`; past `timeout` its whole session is killed and the test fails."""
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_session(process)
+        stdout, stderr = process.communicate()
+        raise AssertionError(f"newsfold did not finish within {timeout} s: {stderr}") from None
+    finally:
+        kill_session(process)  # workers a killed run left behind, if any
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def wait_for_peak_rss(process: subprocess.Popen[str], timeout: float) -> int:
+    """Reap `process` with wait4 and return its peak RSS in KiB (children it reaped included)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return int(usage.ru_maxrss)
+        time.sleep(0.05)
+    kill_session(process)
+    raise AssertionError(f"newsfold did not finish within {timeout} s")
+
+
+def kill_session(process: subprocess.Popen[str]) -> None:
+    """SIGKILL every process left in the session `process` leads (it and its workers)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def stderr_lines(done: subprocess.CompletedProcess[str]) -> list[str]:
+    return done.stderr.splitlines()
+
+
+def line_about(done: subprocess.CompletedProcess[str], url: str) -> list[str]:
+    """The stderr lines of a run that report a failure of `url`."""
+    return [line for line in stderr_lines(done) if line.startswith(f"newsfold: {url}: ")]
+
+
+def normalised(export: Iterable[Mapping[str, Any]]) -> tuple[Stories, frozenset[str], int]:
+    """What two runs must agree on: each story's member URLs, the article URLs, and the number
+    of article rows (a URL stored twice counts twice)."""
+    stories = frozenset(frozenset(a["url"] for a in story["articles"]) for story in export)
+    urls = [a["url"] for story in export for a in story["articles"]]
+    return stories, frozenset(urls), len(urls)

@@ -1,0 +1,210 @@
+"""Crash safety: a `newsfold run` killed with SIGKILL at any moment loses nothing once run again.
+
+Four outlets publish copies of the same wire stories (and one story each of their own); their
+pages answer after a short delay, so a run spends measurable time fetching, extracting and
+storing. Each trial starts a run on a fresh store and kills its main process (SIGKILL, as the
+OOM killer or a power cut would) at a moment aimed by what the server and the store show: while
+pages are being downloaded, right after a page went out (it is being extracted), or after the
+first feed was committed (others are being folded and stored). Then: the store passes
+`newsfold check`, the workers left behind exit on their own, a plain `newsfold run` (what cron
+does next) completes, `check` passes again, and the stories and articles equal those of one clean
+run on a fresh store: nothing missing, nothing twice. Kill moments come from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli_helpers import Stories, Workspace, kill_session, normalised
+from tests.server import FeedServer, RequestHandler, article_text, rss
+
+SEED = 20261125
+OUTLETS = 4
+WIRE_STORIES = 6  # each carried by all outlets but one
+PAGES = WIRE_STORIES * (OUTLETS - 1) + OUTLETS  # and one story of its own per outlet
+PAGE_DELAY = 0.12  # seconds each page takes to answer
+WORKERS_EXIT_WITHIN = 15.0  # seconds for the killed run's workers to notice and exit
+SETTINGS: dict[str, dict[str, Any]] = {
+    "fetch": {"timeout": 5.0, "allowed_networks": ["127.0.0.0/8"], "per_host": 4},
+    "extract": {"workers": 2},
+}
+
+
+class Site:
+    """The outlets' feeds and delayed pages, and what the server has done so far."""
+
+    def __init__(self, server: FeedServer) -> None:
+        self.server = server
+        self.asked = 0  # page requests received
+        self.sent = 0  # pages answered in full
+        self.changed = threading.Condition()
+        self.feeds = [self._outlet(o) for o in range(OUTLETS)]
+
+    def _outlet(self, outlet: int) -> str:
+        stories = [f"wire-{s}" for s in range(WIRE_STORIES) if (s + outlet) % 4 != 0]
+        stories.append(f"own-{outlet}")
+        items = "".join(
+            f"<item><title>{story} at outlet {outlet}</title><link>{self._page(outlet, story)}"
+            f"</link><guid>{outlet}-{story}</guid></item>\n"
+            for story in stories
+        )
+        return self.server.add(f"/crash/outlet-{outlet}.xml", rss(items, f"outlet {outlet}"))
+
+    def _page(self, outlet: int, story: str) -> str:
+        """A copy of `story` as `outlet` prints it: the same text, the outlet's own furniture."""
+        text = "".join(f"<p>{p}</p>\n" for p in article_text(f"crash-{story}", 5))
+        html = (
+            f"<!doctype html><html><head><title>{story} | Outlet {outlet}</title></head><body>"
+            f"<nav>Outlet {outlet} home</nav><article><h1>{story}</h1>\n{text}"
+            f"<p>Distributed to outlet {outlet} by the wire service.</p></article>"
+            f"<footer>Outlet {outlet}</footer></body></html>"
+        ).encode()
+
+        def answer(handler: RequestHandler) -> None:
+            self._count("asked")
+            if handler.wait(PAGE_DELAY):
+                return
+            handler.send_body(html, content_type="text/html; charset=utf-8")
+            self._count("sent")
+
+        return self.server.add_handler(f"/crash/{outlet}/{story}.html", answer)
+
+    def _count(self, what: str) -> None:
+        with self.changed:
+            setattr(self, what, getattr(self, what) + 1)
+            self.changed.notify_all()
+
+    def wait_for(self, what: str, count: int, timeout: float = 60.0) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: getattr(self, what) >= count, timeout)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Where to kill: after `count` page requests, pages sent, or articles committed, plus a
+    random pause."""
+
+    moment: str  # "fetching" | "extracting" | "storing"
+    count: int
+    pause: float
+
+    def __str__(self) -> str:
+        return f"{self.moment}-{self.count}-{self.pause:.3f}"
+
+
+def trials(seed: int = SEED) -> list[Trial]:
+    rng = random.Random(seed)
+    return [
+        Trial("fetching", rng.randint(1, PAGES // 2), rng.uniform(0.0, PAGE_DELAY)),
+        Trial("fetching", rng.randint(PAGES // 2, PAGES), rng.uniform(0.0, PAGE_DELAY)),
+        Trial("extracting", rng.randint(1, PAGES), rng.uniform(0.0, 0.05)),
+        Trial("extracting", rng.randint(1, PAGES), rng.uniform(0.0, 0.05)),
+        Trial("storing", 1, rng.uniform(0.0, 0.2)),
+    ]
+
+
+@pytest.fixture(scope="module")
+def site(server: FeedServer) -> Site:
+    return Site(server)
+
+
+@pytest.fixture(scope="module")
+def clean(
+    site: Site, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Stories, frozenset[str], int]:
+    """Stories and articles after one uninterrupted run on a fresh store."""
+    workspace = Workspace.create(tmp_path_factory.mktemp("clean"), site.feeds, **SETTINGS)
+    assert workspace.run("run").returncode == 0
+    return normalised(workspace.export())
+
+
+def test_the_clean_run_folds_the_copies(clean: tuple[Stories, frozenset[str], int]) -> None:
+    """The reference itself is right: every wire story is one story of its copies."""
+    stories, urls, count = clean
+    assert count == len(urls) == PAGES
+    sizes = sorted(len(story) for story in stories)
+    assert sizes == [1] * OUTLETS + [OUTLETS - 1] * WIRE_STORIES
+
+
+@pytest.mark.parametrize("trial", trials(), ids=str)
+def test_a_killed_run_loses_nothing_once_run_again(
+    site: Site,
+    clean: tuple[Stories, frozenset[str], int],
+    tmp_path: Path,
+    trial: Trial,
+) -> None:
+    """SIGKILL mid-run; the store checks out, a plain rerun completes it, and the stories and
+    articles equal a clean run's."""
+    workspace = Workspace.create(tmp_path, site.feeds, **SETTINGS)
+    process = workspace.start("run")
+    try:
+        kill_at(trial, site, workspace)
+        os.kill(process.pid, signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+        assert_workers_exit(process.pid)
+    finally:
+        kill_session(process)
+        process.communicate()
+    assert workspace.run("check").stdout == "store ok\n"
+    rerun = workspace.run("run")
+    assert rerun.returncode == 0, rerun.stderr
+    assert workspace.run("check").stdout == "store ok\n"
+    assert normalised(workspace.export()) == clean
+
+
+def kill_at(trial: Trial, site: Site, workspace: Workspace) -> None:
+    """Return at the trial's moment of the run that just started."""
+    if trial.moment == "storing":
+        wait_until(lambda: committed_articles(workspace.db) >= trial.count)
+    else:
+        counter = "asked" if trial.moment == "fetching" else "sent"
+        site.wait_for(counter, getattr(site, counter) + trial.count)
+    time.sleep(trial.pause)
+
+
+def committed_articles(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1) as conn:
+            return int(conn.execute("SELECT count(*) FROM articles").fetchone()[0])
+    except sqlite3.OperationalError:  # no schema yet, or busy
+        return 0
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the run never got there"
+        time.sleep(0.005)
+
+
+def assert_workers_exit(pid: int) -> None:
+    """Every process the killed run started (its session) is gone, or a zombie, in time."""
+    wait_until(lambda: not live_processes_in_group(pid), WORKERS_EXIT_WITHIN)
+
+
+def live_processes_in_group(group: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, process_group = fields[0], int(fields[2])
+        if process_group == group and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
