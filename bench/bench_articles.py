@@ -271,8 +271,9 @@ def profile(server: CorpusServer, feed_urls: Sequence[str], work: Path, out: Pat
     config = write_config(work, feed_urls)
     argv = [*newsfold_command(), "--config", str(config), "--db", str(work / "newsfold.db")]
     raw = out / f"articles-{len(feed_urls)}-feeds.txt"
-    wall = profile_command([*argv, "run", "--all"], raw)
-    print_profile(f"newsfold run --all, {len(feed_urls)} feeds ({raw})", read_profile(raw), wall)
+    wall, cpu = profile_command([*argv, "run", "--all"], raw)
+    title = f"newsfold run --all, {len(feed_urls)} feeds ({raw})"
+    print_profile(title, read_profile(raw), wall, cpu)
 
 
 if __name__ == "__main__":

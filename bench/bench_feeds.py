@@ -155,8 +155,8 @@ def profile_runs(server: CorpusServer, routes: Sequence[Route], work: Path, out:
     db = work / "newsfold.db"
     for name in ("cold", "no-change"):
         raw = out / f"feeds-{len(routes)}-{name}.txt"
-        wall = profile_command([*newsfold_command(), *run_args(config, db)], raw)
-        print_profile(f"{name} run, {len(routes)} feeds ({raw})", read_profile(raw), wall)
+        wall, cpu = profile_command([*newsfold_command(), *run_args(config, db)], raw)
+        print_profile(f"{name} run, {len(routes)} feeds ({raw})", read_profile(raw), wall, cpu)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ listed answers 404, robots.txt included (for newsfold: everything is allowed).
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import multiprocessing
@@ -24,7 +25,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -196,7 +197,7 @@ def _serve(hosts: int, conn: Any) -> None:
             return web.Response(status=404, text="not found\n")
         body, content_type = found
         headers = {"ETag": body.etag, "Last-Modified": last_modified, "Vary": "Accept-Encoding"}
-        if _is_fresh(request, body.etag, last_modified):
+        if _is_fresh(request.headers, body.etag, last_modified):
             not_modified[kind] = not_modified.get(kind, 0) + 1
             return web.Response(status=304, headers=headers)
         payload = body.plain
@@ -228,12 +229,12 @@ def _serve(hosts: int, conn: Any) -> None:
     asyncio.run(main())
 
 
-def _is_fresh(request: Any, etag: str, last_modified: str) -> bool:
+def _is_fresh(headers: Mapping[str, str], etag: str, last_modified: str) -> bool:
     """RFC 9110: If-None-Match decides when present, else If-Modified-Since (exact match)."""
-    if_none_match = request.headers.get("If-None-Match")
+    if_none_match = headers.get("If-None-Match")
     if if_none_match is not None:
         return etag in {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return request.headers.get("If-Modified-Since") == last_modified
+    return headers.get("If-Modified-Since") == last_modified
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,6 +252,7 @@ class TreeUsage:
     other_cpu: float = 0.0  # seconds, all descendants (last sample of each)
     descendants: int = 0  # processes seen below the root
     load: float = 0.0  # the machine's 1-minute load average when sampling stopped
+    threads: dict[int, float] = field(default_factory=dict)  # thread id -> CPU s, if asked
     _cpu: dict[int, float] = field(default_factory=dict)
 
     def add_sample(self, root: int, tree: Sequence[int]) -> None:
@@ -273,16 +275,19 @@ class TreeUsage:
 class TreeSampler(threading.Thread):
     """Samples the tree under `root` until stopped; `usage` holds the result."""
 
-    def __init__(self, root: int, exclude: Sequence[int] = ()) -> None:
+    def __init__(self, root: int, *, threads: bool = False) -> None:
         super().__init__(daemon=True, name="tree-sampler")
         self.root = root
-        self.exclude = set(exclude)
+        self.threads = threads
         self.usage = TreeUsage()
         self._done = threading.Event()
 
     def run(self) -> None:
         while True:
-            self.usage.add_sample(self.root, [self.root, *self._descendants()])
+            tree = [self.root, *self._descendants()]
+            self.usage.add_sample(self.root, tree)
+            if self.threads:
+                self.usage.threads.update(_thread_cpu(tree))
             if self._done.wait(SAMPLE_EVERY):
                 return
 
@@ -299,9 +304,8 @@ class TreeSampler(threading.Thread):
         stack = [self.root]
         while stack:
             for child in children.get(stack.pop(), []):
-                if child not in self.exclude:
-                    yield child
-                    stack.append(child)
+                yield child
+                stack.append(child)
 
 
 def _parents() -> Iterator[tuple[int, int]]:
@@ -313,9 +317,13 @@ def _parents() -> Iterator[tuple[int, int]]:
 
 
 def _stat_fields(pid: int) -> list[str]:
-    """/proc/<pid>/stat after the command name: state, ppid, ... (empty when it is gone)."""
+    return _stat_fields_of(f"/proc/{pid}/stat")
+
+
+def _stat_fields_of(path: str) -> list[str]:
+    """A /proc stat file after the command name: state, ppid, ... (empty when it is gone)."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+        with open(path, encoding="ascii", errors="replace") as stat:
             return stat.read().rpartition(")")[2].split()
     except OSError:
         return []
@@ -325,8 +333,23 @@ def _rss_and_cpu(pid: int) -> tuple[int | None, float]:
     fields = _stat_fields(pid)
     if len(fields) < 22 or fields[0] == "Z":
         return None, 0.0
-    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-    return int(fields[21]) * PAGE_SIZE, cpu
+    return int(fields[21]) * PAGE_SIZE, _cpu_seconds(fields)
+
+
+def _cpu_seconds(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def _thread_cpu(pids: Sequence[int]) -> Iterator[tuple[int, float]]:
+    for pid in pids:
+        try:
+            tids = [int(name) for name in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            fields = _stat_fields_of(f"/proc/{pid}/task/{tid}/stat")
+            if len(fields) > 12:
+                yield tid, _cpu_seconds(fields)
 
 
 def _high_water_mark(pid: int) -> int:
@@ -358,10 +381,9 @@ def newsfold_command() -> list[str]:
 
 def run_measured(argv: Sequence[str], *, check: bool = True) -> Measured:
     """Run a command to its end, sampling its process tree; raises if it fails and `check`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFOLD_")}
     started = time.perf_counter()
     process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_clean_env()
     )
     sampler = TreeSampler(process.pid)
     sampler.start()
@@ -371,6 +393,11 @@ def run_measured(argv: Sequence[str], *, check: bool = True) -> Measured:
     if check and process.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:3])}... exited {process.returncode}: {stderr[-2000:]}")
     return Measured(wall, usage, stdout, stderr)
+
+
+def _clean_env() -> dict[str, str]:
+    """This environment without NEWSFOLD_* variables: the config file says everything."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("NEWSFOLD_")}
 
 
 def run_in_process(fn: Callable[..., Any], *args: Any) -> tuple[Any, TreeUsage]:
@@ -452,60 +479,91 @@ PROFILE_RATE = 100  # py-spy samples per second
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
-def profile_command(argv: Sequence[str], out: Path) -> float:
-    """Run a command under py-spy (every process and thread); its wall time.
+def profile_command(argv: Sequence[str], out: Path) -> tuple[float, dict[int, float]]:
+    """Run a command under py-spy, every process and thread: (wall s, CPU s by thread id).
 
-    Only active samples are kept (py-spy leaves out threads that wait in a system call), so a
-    thread's samples over the rate are the seconds it was busy. Raw output: one line per
-    distinct stack, "process ...;thread ...;frame;...;frame count".
+    py-spy keeps a sample only for the thread holding its process's GIL (--gil), so a thread's
+    samples over the rate are the seconds it ran Python; the CPU seconds, read from /proc,
+    also count C code that runs without the GIL (SQLite, zlib, the socket calls). Raw output:
+    one line per distinct stack, "process ...;thread (id): name;frame;...;frame count".
     """
     spy = [str(Path(sys.executable).with_name("py-spy")), "record", "--subprocesses"]
-    spy += ["--threads", "--rate", str(PROFILE_RATE), "--format", "raw"]
+    spy += ["--threads", "--gil", "--rate", str(PROFILE_RATE), "--format", "raw"]
     started = time.perf_counter()
-    subprocess.run([*spy, "--output", str(out), "--", *argv], capture_output=True, check=True)
-    return time.perf_counter() - started
+    process = subprocess.Popen(
+        [*spy, "--output", str(out), "--", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_clean_env(),
+    )
+    sampler = TreeSampler(process.pid, threads=True)
+    sampler.start()
+    _, stderr = process.communicate()
+    wall = time.perf_counter() - started
+    usage = sampler.stop()
+    if process.returncode != 0:
+        raise RuntimeError(f"py-spy exited {process.returncode}: {stderr[-2000:]!r}")
+    return wall, usage.threads
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadKey:
+    process: str  # "main", "forkserver", "worker <pid>"
+    name: str
+    tid: int
 
 
 @dataclass(slots=True)
 class Profile:
-    """Samples of one profiled run, by (process, thread) and by frame."""
+    """GIL-holding samples of one profiled run, by thread and by frame."""
 
-    threads: Counter[tuple[str, str]] = field(default_factory=Counter)
-    leaves: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    inclusive: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    threads: Counter[ThreadKey] = field(default_factory=Counter)
+    leaves: Counter[tuple[ThreadKey, str]] = field(default_factory=Counter)
+    inclusive: Counter[tuple[ThreadKey, str]] = field(default_factory=Counter)
 
     def seconds(self, samples: int) -> float:
         return samples / PROFILE_RATE
 
 
 def read_profile(path: Path) -> Profile:
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    stacks = [
+        (_split_stack(stack.split(";")), int(count))
+        for stack, _, count in (line.rpartition(" ") for line in lines)
+    ]
+    # py-spy names a thread only once Python has: early samples of MainThread come unnamed.
+    names = {thread.tid: thread.name for (thread, _), _ in stacks if thread.name != "(unnamed)"}
     profile = Profile()
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        process, thread, frames = _split_stack(stack.split(";"))
-        samples = int(count)
-        profile.threads[process, thread] += samples
+    for (thread, frames), samples in stacks:
+        thread = dataclasses.replace(thread, name=names.get(thread.tid, thread.name))
+        profile.threads[thread] += samples
         if frames:
-            profile.leaves[process, thread, frames[-1]] += samples
+            profile.leaves[thread, frames[-1]] += samples
         for frame in set(frames):
-            profile.inclusive[process, thread, frame] += samples
+            profile.inclusive[thread, frame] += samples
     return profile
 
 
-def _split_stack(parts: list[str]) -> tuple[str, str, list[str]]:
-    """(process label, thread name, frames): nested processes are named by their depth."""
+_THREAD = re.compile(r"^thread \((?P<tid>\d+)\)(?:: (?P<name>.*))?$")
+
+
+def _split_stack(parts: list[str]) -> tuple[ThreadKey, list[str]]:
+    """The thread and its frames; nested processes are named by their depth."""
     chain = [p for p in parts if p.startswith("process ")]
-    depth, last = len(chain), chain[-1] if chain else "process ?"
-    pid = last.removeprefix("process ").split(":", 1)[0]
+    last = chain[-1] if chain else "process 0:?"
+    pid = int(last.removeprefix("process ").split(":", 1)[0])
+    depth = len(chain)
     process = "main" if depth <= 1 else "forkserver" if depth == 2 else f"worker {pid}"
     if "resource_tracker" in last:
         process = "resource_tracker"
     rest = parts[parts.index(last) + 1 :] if chain else parts
-    thread = "?"
-    if rest and rest[0].startswith("thread "):
-        thread = rest[0].partition(": ")[2] or rest[0]
-        rest = rest[1:]
-    return process, thread, [_short_frame(f) for f in rest]
+    match = _THREAD.match(rest[0]) if rest else None
+    if match is None:
+        return ThreadKey(process, "-", pid), [_short_frame(f) for f in rest]
+    tid = int(match["tid"])
+    return ThreadKey(process, match["name"] or "(unnamed)", tid), [
+        _short_frame(f) for f in rest[1:]
+    ]
 
 
 def _short_frame(frame: str) -> str:
@@ -513,39 +571,48 @@ def _short_frame(frame: str) -> str:
     if match is None:
         return frame
     file = match["file"].split("site-packages/")[-1].split("/src/")[-1]
-    return f"{match['function']} ({file.removeprefix('/work/main/')})"
+    return f"{match['function']} ({file.removeprefix(str(REPO) + '/')})"
 
 
-def print_profile(title: str, profile: Profile, wall: float, top: int = 10) -> None:
-    """Where each busy thread spent its active samples: newsfold's functions, then the leaves."""
+def print_profile(
+    title: str, profile: Profile, wall: float, cpu: dict[int, float], top: int = 10
+) -> None:
+    """Each busy thread's CPU and GIL time, then its newsfold functions and leaf frames."""
     busy = [
-        (key, samples)
-        for key, samples in profile.threads.most_common()
-        if profile.seconds(samples) >= 0.05 * wall
+        (thread, samples)
+        for thread, samples in profile.threads.most_common()
+        if max(profile.seconds(samples), cpu.get(thread.tid, 0.0)) >= 0.05 * wall
     ]
     print_table(
-        f"{title}: threads active 5 % of the time or more ({wall:.1f} s wall under py-spy)",
-        ("process", "thread", "active s", "of wall"),
+        f"{title}: threads busy 5 % of the time or more ({wall:.1f} s wall under py-spy)",
+        ("process", "thread", "CPU s", "CPU of wall", "GIL held s"),
         [
-            (process, thread, f"{profile.seconds(n):.1f}", f"{profile.seconds(n) / wall:.0%}")
-            for (process, thread), n in busy
+            (
+                thread.process,
+                thread.name,
+                f"{cpu.get(thread.tid, 0.0):.1f}",
+                f"{cpu.get(thread.tid, 0.0) / wall:.0%}",
+                f"{profile.seconds(samples):.1f}",
+            )
+            for thread, samples in busy
         ],
     )
-    for (process, thread), samples in busy:
+    for thread, samples in busy:
         own = [
             (frame, n)
-            for (p, t, frame), n in profile.inclusive.most_common()
-            if (p, t) == (process, thread) and "newsfold/" in frame
+            for (t, frame), n in profile.inclusive.most_common()
+            if t == thread and "newsfold/" in frame
         ][:top]
-        leaves = [
-            (frame, n)
-            for (p, t, frame), n in profile.leaves.most_common()
-            if (p, t) == (process, thread)
-        ][:top]
-        rows = [("in", f, f"{profile.seconds(n):.2f}", f"{n / samples:.0%}") for f, n in own]
-        rows += [("leaf", f, f"{profile.seconds(n):.2f}", f"{n / samples:.0%}") for f, n in leaves]
+        leaves = [(frame, n) for (t, frame), n in profile.leaves.most_common() if t == thread]
+        thread_cpu = cpu.get(thread.tid, 0.0)
+        rows = [
+            (kind, frame, f"{n / samples:.0%}", f"{thread_cpu * n / samples:.2f}")
+            for kind, frames in (("in", own), ("leaf", leaves[:top]))
+            for frame, n in frames
+        ]
         print_table(
-            f"{process} / {thread}: newsfold functions (inclusive), then leaf frames",
-            ("", "frame", "active s", "of thread"),
+            f"{thread.process} / {thread.name}: share of its GIL-holding samples in newsfold's "
+            "functions (inclusive), then by leaf frame; CPU s = share x the thread's CPU",
+            ("", "frame", "share", "~CPU s"),
             rows,
         )
