@@ -1,0 +1,245 @@
+"""Dedup through the whole pipeline: pages and feeds in, stories out, scored against labels.
+
+Run: .venv/bin/python bench/bench_fold_e2e.py [--seed 1] [--originals 100] [--quick]
+
+The evaluation set of bench/bench_dedup_quality.py (tests/syndicate.py, `labelled_docs`) is
+published as outlets would publish it (tests/foldpages.py): the corpus pages as captured (the
+syndication groups, the originals of the syndicated copies and every other corpus article), the
+generated copies and templated trap stories as outlet pages in four page templates, all listed
+in RSS section feeds of eight outlets and served by tests/server.py. newsfold runs in-process
+(`pipeline.run`, as `newsfold run --all` does) on a fresh SQLite store with the default settings,
+except loopback allowed and 8 requests per host (everything is on 127.0.0.1; speed only). The
+stories are read back from the store, each page matched to its label through its feed entry.
+
+Tables:
+- quality: dedup alone on the source texts in order of publication (what bench_dedup_quality
+  measures), then the pipeline with feeds in the listed order, in reverse order, and with each
+  feed's items oldest first instead of newest first; pairwise precision/recall/F1, adjusted Rand
+  index, merges of same-event reports (hard negatives) and of different trap stories;
+- recall by family of same-story pairs;
+- missed pairs of the first pipeline run, by cause: folding texts that arrived in an order that
+  split them (stories are never merged), or texts that do not fold (once extracted, or even as
+  source texts), with the verdict's reason;
+- settings through the pipeline: the first run's store refolded (`pipeline.refold`) with other
+  [dedup] settings, the same stored texts in the same order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import combinations
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package
+
+from common import machine_line
+from sqlalchemy import select
+
+from newsfold import pipeline
+from newsfold.config import DedupSettings, Settings
+from newsfold.dedup import compare, fingerprint
+from newsfold.store import schema
+from newsfold.store.sql import SqlStore
+from newsfold.urls import canonicalize_url
+from tests.foldpages import (
+    doc_link,
+    pair_recall,
+    run_all,
+    score_run,
+    serve_feeds,
+    serve_pages,
+    story_by_link,
+)
+from tests.server import FeedServer
+from tests.syndicate import Doc, Score, corpus_texts, fold, labelled_docs, score
+
+SETTINGS = Settings().replace(
+    "fetch", allow_private_networks=True, per_host=8, timeout=30.0, max_new_per_feed=1000
+)
+HEADER = (
+    "| run | stories | clusters | ARI | precision | recall | F1 | hard-neg merges | "
+    "trap merges | docs missing | seconds |\n|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """One clustering of the set: its score, its clusters (one per doc) and how long it took."""
+
+    name: str
+    score: Score
+    clusters: list[object]
+    missing: int
+    seconds: float
+
+
+def row(outcome: Outcome) -> str:
+    s = outcome.score
+    return (
+        f"| {outcome.name} | {s.stories} | {s.clusters} | {s.ari:.3f} | {s.precision:.3f} | "
+        f"{s.recall:.3f} | {s.f1:.3f} | {s.hard_negative_merges} | {s.trap_merges} | "
+        f"{outcome.missing} | {outcome.seconds:.1f} |"
+    )
+
+
+def dedup_alone(docs: Sequence[Doc]) -> Outcome:
+    started = time.perf_counter()
+    prints = [fingerprint(d.text, SETTINGS.dedup) for d in docs]
+    clusters: list[object] = list(fold(docs, prints, SETTINGS.dedup).stories)
+    seconds = time.perf_counter() - started
+    return Outcome("dedup alone: source texts", score(docs, clusters), clusters, 0, seconds)
+
+
+def clusters_of(docs: Sequence[Doc], base_url: str, store: SqlStore) -> list[object]:
+    stories = story_by_link(store)
+    return [stories.get(doc_link(d, base_url), ("missing", d.id)) for d in docs]
+
+
+def pipeline_run(
+    name: str, docs: Sequence[Doc], server: FeedServer, feed_urls: Sequence[str], db: Path
+) -> tuple[Outcome, SqlStore]:
+    """A run over `feed_urls` (added in that order) on a fresh store; the store stays open."""
+    store = SqlStore(f"sqlite:///{db}")
+    store.migrate()
+    started = time.perf_counter()
+    report = run_all(SETTINGS, store, feed_urls)
+    seconds = time.perf_counter() - started
+    assert report.feeds_failed == 0, report
+    result = score_run(docs, server.base_url, story_by_link(store))
+    clusters = clusters_of(docs, server.base_url, store)
+    return Outcome(name, result.score, clusters, len(result.missing), seconds), store
+
+
+def print_set(docs: Sequence[Doc], feeds: int) -> None:
+    kinds = Counter(d.kind.split(":")[0] for d in docs)
+    made = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+    stories = len({d.story for d in docs})
+    print(f"Set: {len(docs)} pages in {feeds} feeds, {stories} stories; {made}\n")
+
+
+def print_recall(outcomes: Sequence[Outcome], docs: Sequence[Doc]) -> None:
+    recalls = [pair_recall(docs, o.clusters) for o in outcomes]
+    families = sorted(recalls[0])
+    print("Recall of same-story pairs by family\n")
+    print("| family | pairs | " + " | ".join(o.name for o in outcomes) + " |")
+    print("|---|---|" + "---|" * len(outcomes))
+    for family in families:
+        cells = [f"{r[family][0] / r[family][1]:.3f}" for r in recalls]
+        print(f"| {family} | {recalls[0][family][1]} | " + " | ".join(cells) + " |")
+    print()
+
+
+def texts_by_link(store: SqlStore) -> dict[str, str]:
+    """Each entry link (canonical form) -> the text stored for its article."""
+    entries, articles = schema.entries, schema.articles
+    query = select(entries.c.link, articles.c.text).join(
+        articles, entries.c.article_id == articles.c.id
+    )
+    with store.engine.connect() as conn:
+        return {canonicalize_url(r.link) or r.link: r.text for r in conn.execute(query) if r.link}
+
+
+def missed_pairs(outcome: Outcome, docs: Sequence[Doc], base_url: str, store: SqlStore) -> None:
+    """Why same-story pairs ended in two stories: arrival order, extraction, or dedup itself."""
+    stored = texts_by_link(store)
+    settings = SETTINGS.dedup
+    causes: Counter[tuple[str, str]] = Counter()
+    indexed = list(zip(docs, outcome.clusters, strict=True))
+    for (a, cluster_a), (b, cluster_b) in combinations(indexed, 2):
+        if a.story != b.story or cluster_a == cluster_b:
+            continue
+        text_a, text_b = stored.get(doc_link(a, base_url)), stored.get(doc_link(b, base_url))
+        if text_a is None or text_b is None:
+            causes["no article for a page", ""] += 1
+            continue
+        extracted = compare(fingerprint(text_a, settings), fingerprint(text_b, settings), settings)
+        if extracted.folds:
+            causes["the pair folds: arrival order split it", ""] += 1
+            continue
+        source = compare(fingerprint(a.text, settings), fingerprint(b.text, settings), settings)
+        where = "extracted only" if source.folds else "source texts too"
+        causes[f"no fold ({where})", _reason_kind(extracted.reason)] += 1
+    print(f"Missed same-story pairs of '{outcome.name}', by cause\n")
+    print("| cause | reason | pairs |\n|---|---|---|")
+    for (cause, reason), count in causes.most_common():
+        print(f"| {cause} | {reason or '-'} | {count} |")
+    print()
+
+
+def _reason_kind(reason: str) -> str:
+    if "facts differ" in reason:
+        return "numbers differ" if "numbers 0" in reason else "names differ"
+    return reason.split(":")[0]
+
+
+def refold_table(docs: Sequence[Doc], base_url: str, store: SqlStore) -> None:
+    """The same stored articles folded again with other [dedup] settings."""
+    rep = dataclasses.replace
+    defaults = SETTINGS.dedup
+    variants: list[tuple[str, DedupSettings]] = [("defaults (refold)", defaults)]
+    variants += [(f"threshold {t}", rep(defaults, threshold=t)) for t in (0.3, 0.4, 0.6, 0.7, 0.8)]
+    variants += [
+        ("fact check off (fact_threshold 0)", rep(defaults, fact_threshold=0.0)),
+        ("no lead keys (lead_words 0)", rep(defaults, lead_words=0)),
+        ("lsh_threshold 0.5", rep(defaults, lsh_threshold=0.5)),
+        ("defaults again", defaults),
+    ]
+    print("[dedup] settings through the pipeline: the first run's store refolded\n")
+    print(HEADER.replace("| seconds |", "| refold s |"))
+    for name, dedup in variants:
+        started = time.perf_counter()
+        now = datetime.now(UTC)
+        pipeline.refold(dataclasses.replace(SETTINGS, dedup=dedup), store, now - timedelta(1), now)
+        seconds = time.perf_counter() - started
+        result = score_run(docs, base_url, story_by_link(store))
+        clusters = clusters_of(docs, base_url, store)
+        print(row(Outcome(name, result.score, clusters, len(result.missing), seconds)))
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=1, help="seed of the evaluation set")
+    parser.add_argument("--originals", type=int, default=100, help="corpus texts syndicated")
+    parser.add_argument("--quick", action="store_true", help="one pipeline run, no refolds")
+    args = parser.parse_args()
+    print(machine_line() + "\n")
+    docs = labelled_docs(args.seed, args.originals, corpus_texts())
+    outcomes = [dedup_alone(docs)]
+    with FeedServer() as server, tempfile.TemporaryDirectory(prefix="fold-e2e-") as scratch:
+        serve_pages(server, docs)
+        listed = serve_feeds(server, docs)
+        print_set(docs, len(listed))
+        runs: list[tuple[str, Callable[[], Sequence[str]]]] = [
+            ("pipeline: feeds as listed", lambda: listed),
+            ("pipeline: feeds in reverse", lambda: listed[::-1]),
+            ("pipeline: items oldest first", lambda: serve_feeds(server, docs, oldest_first=True)),
+        ]
+        stores = []
+        for number, (name, feeds) in enumerate(runs[:1] if args.quick else runs):
+            outcome, store = pipeline_run(
+                name, docs, server, feeds(), Path(scratch) / f"{number}.db"
+            )
+            outcomes.append(outcome)
+            stores.append(store)
+        print(HEADER)
+        for outcome in outcomes:
+            print(row(outcome))
+        print()
+        print_recall(outcomes, docs)
+        missed_pairs(outcomes[1], docs, server.base_url, stores[0])
+        if not args.quick:
+            refold_table(docs, server.base_url, stores[0])
+        for store in stores:
+            store.close()
+
+
+if __name__ == "__main__":
+    main()
