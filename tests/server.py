@@ -24,8 +24,27 @@ added) and can send gzip to clients that accept it. Fault routes live under /fau
     /fault/closed-mid-body      a chunked body cut off without its last chunk
     /fault/timeout              no headers for a very long time
 
-Fetch the redirect-private routes only with the private-address guard ON: a client that follows
-them would otherwise send packets to 10.0.0.1 or 169.254.169.254, which a test must never do.
+Hostile feeds and pages (appended; their functions say more):
+
+    /fault/article/<key>        a plain news page whose text belongs to <key> alone
+    /fault/retry-after/<code>/<s>   that status with Retry-After: <s> (or /<code>/date/<s>)
+    /fault/redirect-private-dns/<decimal|hex|metadata|mapped|ula>   302 to a host name that
+                                resolves to 10.0.0.1, 169.254.169.254 or fd00::1
+    /fault/redirect-other-scheme/<javascript|data|ftp|gopher>   302 to a URL that is not http(s)
+    /fault/many-items/<n>       an RSS feed of n items (10,000 by default)
+    /fault/big-feed/<mb> /fault/big-page/<mb>   a valid feed or page of about <mb> MB (14)
+    /fault/no-identity /fault/bad-links /fault/dates   items without link, guid or title; links
+                                to javascript:, data:, file: ...; dates in 1970 and 2999
+    /fault/etag-changing /fault/etag-stuck   a new ETag on the same body; the same ETag on a
+                                body with one more item on every request
+    /fault/billion-laughs /fault/xxe /fault/deep-nesting   entity bombs, external entities (to
+                                /fault/xxe-target/..., which no test may ever see asked for)
+    /fault/invalid-utf8 /fault/wrong-encoding/<latin1-declared|utf8-declared|utf16-header>
+    /fault/json-not-feed        JSON that is not a JSON Feed
+
+Fetch the redirect-private routes (and redirect-private-dns) only with the private-address guard
+ON: a client that follows them would otherwise send packets to 10.0.0.1 or 169.254.169.254, which
+a test must never do.
 Every endless route stops when the client goes away or the server stops.
 """
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import threading
@@ -26,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from newsfold.store.sql import SqlStore
 from tests.cli_helpers import Stories, Workspace, kill_session, normalised
 from tests.server import FeedServer, RequestHandler, article_text, rss
 
@@ -120,13 +122,17 @@ def site(server: FeedServer) -> Site:
 
 
 @pytest.fixture(scope="module")
-def clean(
-    site: Site, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Stories, frozenset[str], int]:
-    """Stories and articles after one uninterrupted run on a fresh store."""
+def clean_store(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """A fresh store after one uninterrupted run."""
     workspace = Workspace.create(tmp_path_factory.mktemp("clean"), site.feeds, **SETTINGS)
     assert workspace.run("run").returncode == 0
-    return normalised(workspace.export())
+    return workspace
+
+
+@pytest.fixture(scope="module")
+def clean(clean_store: Workspace) -> tuple[Stories, frozenset[str], int]:
+    """Stories and articles after one uninterrupted run on a fresh store."""
+    return normalised(clean_store.export())
 
 
 def test_the_clean_run_folds_the_copies(clean: tuple[Stories, frozenset[str], int]) -> None:
@@ -208,3 +214,95 @@ def live_processes_in_group(group: int) -> list[int]:
         if process_group == group and state not in ("Z", "X"):
             found.append(int(entry.name))
     return found
+
+
+# What the SQLite file promises, and `newsfold check` when it is not kept.
+
+
+def test_sqlite_runs_in_wal_mode_with_synchronous_normal(clean_store: Workspace) -> None:
+    """The store's connections use WAL and synchronous=NORMAL: a crash of the process loses no
+    committed run; a power cut may lose the last commits but never corrupts the file."""
+    store = SqlStore(f"sqlite:///{clean_store.db}")
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        store.close()
+    with clean_store.db.open("rb") as file:  # WAL is written in the file itself (bytes 18, 19)
+        assert file.read(20)[18:20] == bytes([2, 2])
+
+
+def damaged_copy(clean_store: Workspace, tmp_path: Path) -> Workspace:
+    """A copy of the clean store (the WAL folded in first), to be damaged by the test."""
+    with sqlite3.connect(clean_store.db) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    copy = Workspace.create(tmp_path)
+    shutil.copyfile(clean_store.db, copy.db)
+    return copy
+
+
+def in_sql(*statements: str) -> Callable[[Path], None]:
+    def damage(db: Path) -> None:
+        with sqlite3.connect(db) as conn:
+            for statement in statements:
+                conn.execute(statement)
+
+    return damage
+
+
+def truncated(db: Path) -> None:
+    with db.open("r+b") as file:
+        file.truncate(db.stat().st_size // 2)
+
+
+def garbage(db: Path) -> None:
+    db.write_bytes(random.Random(SEED).randbytes(64 * 1024))
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (
+            in_sql("PRAGMA foreign_keys=OFF", "UPDATE articles SET story_id = NULL WHERE id = 1"),
+            "1 articles belong to no story",
+        ),
+        (
+            in_sql(
+                "INSERT INTO stories (first_seen, updated_at, article_count)"
+                " VALUES ('2026-01-01', '2026-01-01', 1)"
+            ),
+            "1 stories have no article",
+        ),
+        (
+            in_sql("PRAGMA foreign_keys=OFF", "UPDATE articles SET story_id = 999999 WHERE id = 1"),
+            "foreign key: articles row 1 points to a missing stories",
+        ),
+        (
+            in_sql("INSERT INTO schema_version VALUES (999, '2026-01-01')"),
+            "the store is at schema version 999, newer than this newsfold",
+        ),
+        (truncated, "database disk image is malformed"),
+        (garbage, "file is not a database"),
+    ],
+    ids=[
+        "article-without-story",
+        "empty-story",
+        "dangling-story",
+        "newer-schema",
+        "truncated",
+        "garbage",
+    ],
+)
+def test_check_finds_a_damaged_store(
+    clean_store: Workspace, tmp_path: Path, damage: Callable[[Path], None], problem: str
+) -> None:
+    """`newsfold check` exits 1 on a damaged store, naming the problem in one line."""
+    store = damaged_copy(clean_store, tmp_path)
+    assert store.run("check").returncode == 0
+    damage(store.db)
+    done = store.run("check")
+    assert done.returncode == 1
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert problem in done.stderr
