@@ -35,7 +35,7 @@ SUMMARY = re.compile(
     r"^newsfold: (\d+) feeds \((\d+) ok, (\d+) failed\), "
     r"(\d+) new articles, (\d+) new stories in \d+\.\d s$"
 )
-ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][A-Z0-9]|\r")
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][A-Z0-9]")
 BRACKETS_FEED = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Brackets</title><link>http://127.0.0.1/</link>
 <item><title>Live [updated] results [/x] from the count</title>
@@ -143,9 +143,10 @@ def test_log_format_json_gives_json_lines(mixed: Mixed) -> None:
 
 
 def test_verbose_adds_one_summary_line(mixed: Mixed) -> None:
-    """-v off a terminal: the failure line, then one summary line with the run's counts."""
+    """-v (here after the command, where people put it) off a terminal: the failure line, then
+    one summary line with the run's counts."""
     ws, bad = mixed.ws, mixed.bad
-    done = ws.run("-v", "run", "--all")
+    done = ws.run("run", "--all", "-v")
     failure, summary = stderr_lines(done)
     assert failure.startswith(f"newsfold: {bad}: ")
     match = SUMMARY.match(summary)
@@ -191,6 +192,7 @@ def run_in_terminal(ws: Workspace, *args: str) -> tuple[int, str]:
         stdout=sub,
         stderr=sub,
         start_new_session=True,
+        text=True,
     )
     os.close(sub)
     chunks: list[bytes] = []
@@ -211,7 +213,8 @@ def run_in_terminal(ws: Workspace, *args: str) -> tuple[int, str]:
     finally:
         kill_session(process)
         os.close(main)
-    return code, ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
+    # Each redraw of the bar starts at a carriage return: one line per frame.
+    return code, ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")).replace("\r", "\n")
 
 
 def test_a_terminal_gets_a_progress_bar_and_a_summary(server: FeedServer, tmp_path: Path) -> None:
@@ -230,13 +233,14 @@ def test_a_terminal_gets_a_progress_bar_and_a_summary(server: FeedServer, tmp_pa
 
 @pytest.mark.parametrize(
     ("section", "key", "value"),
-    [("fetch", "timeuot", 3), ("dedup", "window", "a week")],
+    [("fetch", "timeuot", "3"), ("dedup", "window", '"a week"')],
 )
 def test_bad_config_exits_1_with_one_line_naming_the_key(
-    tmp_path: Path, section: str, key: str, value: object
+    tmp_path: Path, section: str, key: str, value: str
 ) -> None:
     """A bad key or value in the config: exit 1, one line that names the key, no traceback."""
-    ws = Workspace.create(tmp_path, **{section: {key: value}})
+    ws = Workspace.create(tmp_path)
+    ws.config.write_text(f"[{section}]\n{key} = {value}\n", encoding="utf-8")
     done = ws.run("run")
     assert done.returncode == 1
     assert f"{section}.{key}" in one_line(done)

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -23,13 +23,14 @@ import click
 from newsfold import __version__, logs
 from newsfold.config import Settings, load_settings, parse_duration
 from newsfold.errors import ConfigError, LockedError, NewsfoldError
-from newsfold.model import FeedSource, RunReport, Story
+from newsfold.model import FeedSource, RunReport, Story, StoryArticle
 from newsfold.store import Store, default_db_path, open_store
 
 if TYPE_CHECKING:
     from newsfold.pipeline import RunOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 log = logging.getLogger("newsfold")
 
 
@@ -83,7 +84,62 @@ def _db_url(value: str) -> str:
     return f"sqlite:///{Path(value).expanduser().resolve()}"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _late_option(*names: str, apply: Callable[[Context, Any], None], **kwargs: Any) -> click.Option:
+    """A global option given after the command's name (`newsfold run -v`): it overrides the
+    value given before it. Hidden from the command's help: `newsfold --help` documents it."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value:  # not given: None, or a count of 0
+            obj = ctx.find_object(Context)
+            assert obj is not None  # the group's callback made it before any command parses
+            apply(obj, value)
+            logs.configure(obj.verbosity, obj.log_format)
+
+    return click.Option(names, expose_value=False, hidden=True, callback=callback, **kwargs)
+
+
+def _late_global_options() -> list[click.Parameter]:
+    return [
+        _late_option(
+            "--config",
+            type=click.Path(path_type=Path),
+            apply=lambda obj, path: setattr(obj, "config_path", path),
+        ),
+        _late_option("--db", apply=lambda obj, db: setattr(obj, "db_url", _db_url(db))),
+        _late_option(
+            "-q",
+            "--quiet",
+            count=True,
+            apply=lambda obj, n: setattr(obj, "verbosity", obj.verbosity - n),
+        ),
+        _late_option(
+            "-v",
+            "--verbose",
+            count=True,
+            apply=lambda obj, n: setattr(obj, "verbosity", obj.verbosity + n),
+        ),
+        _late_option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            apply=lambda obj, fmt: setattr(obj, "log_format", fmt),
+        ),
+    ]
+
+
+class _Command(click.Command):
+    """A command that takes the global options after its name too, where people put them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(_late_global_options())
+
+
+class _Group(click.Group):
+    command_class = _Command
+    group_class = type  # subgroups (`feeds`) are _Groups too, so their commands are _Commands
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="newsfold")
 @click.option(
     "--config",
@@ -302,8 +358,13 @@ def _canonical_first(story: Story, preferred: tuple[str, ...]) -> Story:
         Copy(i, host_of(a.url), a.published, a.text_chars) for i, a in enumerate(story.articles)
     ]
     first = story.articles[int(str(choose_canonical(copies, preferred).key))]
-    rest = tuple(a for a in story.articles if a is not first)
+    rest = sorted((a for a in story.articles if a is not first), key=_publishing_order)
     return replace(story, title=first.title, url=first.url, articles=(first, *rest))
+
+
+def _publishing_order(copy: StoryArticle) -> tuple[bool, datetime, int]:
+    """Earliest published first, undated copies last, then in the order they were stored."""
+    return (copy.published is None, copy.published or EPOCH, copy.article_id)
 
 
 def _load_stories(obj: Context, since: str | None, limit: int | None) -> list[Story]:

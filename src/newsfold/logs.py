@@ -7,6 +7,10 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+# Between INFO and WARNING, as in syslog: normal but worth a line, such as a run's summary.
+NOTICE = 25
+logging.addLevelName(NOTICE, "NOTICE")
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -30,7 +34,7 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def configure(verbosity: int, log_format: str) -> None:
     """verbosity: -1 quiet (errors), 0 normal, 1 verbose, 2 debug."""
-    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
+    level = {-1: logging.ERROR, 0: NOTICE, 1: logging.INFO}.get(
         max(-1, min(verbosity, 2)), logging.DEBUG
     )
     handler = StderrHandler()

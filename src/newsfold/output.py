@@ -177,7 +177,7 @@ def print_story(story: Story) -> None:
     console.print(f"story {story.id}, {len(story.articles)} copies, first seen {first_seen}\n")
     table = _table(
         _fixed("sim", 4, justify="right"),
-        _fixed("outlet", 16),
+        _fixed("outlet", 21),
         _fixed("published", TIME_WIDTH),
         Column("copy", ratio=1),
     )

@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from newsfold import pipeline
+from newsfold import logs, pipeline
 from newsfold.model import RunReport
 
 log = logging.getLogger("newsfold")
@@ -87,7 +87,7 @@ def log_summary(report: RunReport, verbosity: int) -> None:
     and a failed feed has already said its one line."""
     fields = {"event": "run_finished", **_report_fields(report)}
     if verbosity > 0 or (verbosity == 0 and sys.stderr.isatty()):
-        log.warning(summary_line(report), extra={"fields": fields})
+        log.log(logs.NOTICE, summary_line(report), extra={"fields": fields})
 
 
 def _report_fields(report: RunReport) -> dict[str, Any]:
@@ -98,6 +98,7 @@ def _report_fields(report: RunReport) -> dict[str, Any]:
         "articles_new": report.articles_new,
         "stories_new": report.stories_new,
         "seconds": round(report.seconds, 3),
+        "stopped_early": report.stopped_early,
     }
 
 
