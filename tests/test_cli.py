@@ -10,6 +10,7 @@ import pty
 import re
 import select
 import subprocess
+import threading
 import time
 import tomllib
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from newsfold.demo import build_site, feed_sources, load_sample
 from tests.cli_helpers import RUN_TIMEOUT, Workspace, finish, kill_session, stderr_lines
-from tests.server import FeedServer, free_port
+from tests.server import SMALL_FEED, FeedServer, RequestHandler, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTH = 80
@@ -274,19 +275,29 @@ def test_a_second_run_exits_75_while_the_first_holds_the_lock(
     server: FeedServer, tmp_path: Path
 ) -> None:
     """Two runs on one SQLite store: the second exits 75 at once; with --wait it waits, then 0."""
-    path = "/fault/delay/3?cli-lock"
-    ws = Workspace.create(tmp_path, [server.url(path)], fetch=LOOPBACK, extract=FEED_TEXT_ONLY)
+    release = threading.Event()
+
+    def held_feed(handler: RequestHandler) -> None:  # answers once the test lets it
+        release.wait(RUN_TIMEOUT)
+        handler.send_body(SMALL_FEED)
+
+    url = server.add_handler("/cli/held-feed.xml", held_feed)
+    patient = {**LOOPBACK, "timeout": RUN_TIMEOUT}  # the first run must not give up on the feed
+    ws = Workspace.create(tmp_path, [url], fetch=patient, extract=FEED_TEXT_ONLY)
     first = ws.start("run")
+    waiting = None
     try:
-        while server.count(path) == 0 and first.poll() is None:
+        while server.count("/cli/held-feed.xml") == 0 and first.poll() is None:
             time.sleep(0.05)  # until the first run is fetching, with the lock held
         locked = ws.run("run")
         assert locked.returncode == 75
         assert "lock" in one_line(locked)
-        waited = ws.run("run", "--wait")
-        assert (waited.returncode, waited.stderr) == (0, "")
+        waiting = ws.start("run", "--wait")
     finally:
+        release.set()
         assert finish(first, RUN_TIMEOUT).returncode == 0
+    waited = finish(waiting, RUN_TIMEOUT)
+    assert (waited.returncode, waited.stderr) == (0, "")
 
 
 def test_removing_an_unknown_feed_exits_1(tmp_path: Path) -> None:
