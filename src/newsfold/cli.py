@@ -1,7 +1,7 @@
 """The command line: a thin shell over the library. One function per command.
 
 Exit codes: 0 it ran (feeds may have failed, each reported), 1 it could not run (bad config,
-store unreachable), 2 usage error, 75 another run holds the lock.
+store unreachable), 2 usage error, 75 another run holds the lock, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
@@ -477,8 +478,6 @@ def demo(obj: Context, keep: Path | None, limit: int) -> None:
     Your config and store are left alone: the demo uses default settings and a throwaway
     SQLite store.
     """
-    import tempfile
-
     from newsfold import output, pipeline, report
     from newsfold.demo import DemoServer
 
@@ -498,6 +497,8 @@ def demo(obj: Context, keep: Path | None, limit: int) -> None:
             result = _run_pass(settings, store, pipeline.RunOptions(), obj.verbosity)
             found = _stories(store, settings, None, limit)
         click.echo(report.summary_line(result) + "\n")
+        if not found:
+            raise click.ClickException("the demo made no stories: see the lines above")
         output.print_stories(found)
         largest = max(found, key=lambda s: len(s.articles))
         click.echo(f"\nThe largest story and its {len(largest.articles)} copies:\n")
