@@ -330,9 +330,10 @@ def test_stories_table_fits_80_columns(
 
 
 def test_stories_default_to_the_last_24_hours(tmp_path: Path) -> None:
-    """`stories` without --since looks back 24 hours, and says so in its help."""
-    done = Workspace.create(tmp_path).run("stories", "--help")
-    assert re.search(r"--since\s+TEXT\s+.*\[default: 24h\]", " ".join(done.stdout.split()))
+    """`stories` without --since looks back 24 hours, says so in its help and when it finds none."""
+    ws = Workspace.create(tmp_path)
+    assert re.search(r"--since TEXT .*\[default: 24h\]", " ".join(ws.ok("stories", "-h").split()))
+    assert ws.ok("stories") == "No stories updated in the last 24h.\n"
 
 
 def test_story_shows_every_copy(ran: tuple[Workspace, subprocess.CompletedProcess[str]]) -> None:
@@ -446,6 +447,7 @@ def test_feeds_add_finds_a_pages_feed_and_remove_drops_it(
     assert {url: f["name"] for url, f in ws.feeds().items()} == {feed: "Courier"}
     assert ws.ok("feeds", "remove", feed) == f"removed: {feed}\n"
     assert ws.feeds() == {}
+    assert ws.ok("feeds", "list").startswith("No feeds yet")
 
 
 def test_every_command_has_help(tmp_path: Path) -> None:

@@ -308,8 +308,10 @@ def feeds_list(obj: Context, as_json: bool) -> None:
         states = store.feeds()
     if as_json:
         _print_json([output.feed_json(f) for f in states])
-    else:
+    elif states:
         output.print_feeds(states)
+    else:
+        click.echo("No feeds yet: add one with `newsfold feeds add URL` or `feeds import FILE`.")
 
 
 @feeds.command("remove")
