@@ -21,6 +21,10 @@ from newsfold.robots import RobotsPolicy
 from newsfold.urls import canonicalize_url
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+# Longer than any news article (the longest run to ~120,000): a hostile page or feed item of
+# megabytes of text is cut here, so its fingerprint (~150 bytes of memory per character) and its
+# row stay bounded.
+MAX_TEXT_CHARS = 200_000
 
 
 @dataclass(slots=True)
@@ -119,7 +123,7 @@ class ArticleMaker:
         if page is not None and len(page.text) < len(feed_text):
             error = f"{link}: the page's text is shorter than the feed's"
         use_page = page is not None and error is None
-        text = page.text if use_page and page else feed_text
+        text = (page.text if use_page and page else feed_text)[:MAX_TEXT_CHARS]
         if not text.strip():
             return None
         if error is not None:
