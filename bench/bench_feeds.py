@@ -67,6 +67,10 @@ class RunRow:
     entries: int
     articles: int
 
+    @property
+    def cpu(self) -> float:
+        return self.measured.usage.root_cpu + self.measured.usage.other_cpu
+
     def cells(self) -> list[Any]:
         wall, usage = self.measured.wall, self.measured.usage
         fetched = self.server.requests.get("feeds", 0)
@@ -85,6 +89,7 @@ class RunRow:
             self.articles,
             f"{usage.root_cpu:.2f}",
             f"{usage.other_cpu:.2f}",
+            f"{1000 * self.cpu / self.feeds:.1f}",
             f"{self.server.cpu_seconds:.2f}",
             mb(usage.root_peak_rss),
             mb(usage.tree_peak_rss),
@@ -103,6 +108,7 @@ HEADER = (
     "articles",
     "main CPU s",
     "workers CPU s",
+    "CPU ms/feed",
     "server CPU s",
     "main peak RSS",
     "tree peak RSS",
@@ -198,6 +204,7 @@ def print_results(empty: Measured, rows: Sequence[RunRow]) -> None:
         ("measure", "value", "aim"),
         [
             ("no-change / cold wall", f"{again.measured.wall / cold.measured.wall:.3f}", "< 0.10"),
+            ("no-change / cold CPU", f"{again.cpu / cold.cpu:.3f}", ""),
             ("cold fetch+parse wall", f"{cold.measured.wall:.1f} s", "well under 60 s"),
             (
                 f"main peak RSS, {cold.feeds} / {smallest.feeds} feeds (cold)",
