@@ -266,6 +266,8 @@ def print_ratios(rows: Sequence[Row], workers: int) -> None:
             ("sequential / newsfold wall", f"{naive.wall / ours.wall:.2f}", ">= 2"),
             ("newsfold / extraction-only CPU per article", f"{cpu_ratio:.2f}", ""),
             ("sequential / newsfold CPU per article", f"{naive_cpu_ratio:.2f}", ""),
+            ("newsfold workers runnable (share of samples)", _runnable(ours, workers), ""),
+            ("extraction-only workers runnable", _runnable(bound, workers), ""),
             ("newsfold workers' CPU / (wall x workers)", f"{_busy(ours, workers):.0%}", ""),
             ("extraction-only workers' CPU / (wall x workers)", f"{_busy(bound, workers):.0%}", ""),
             ("load average (1 min) after newsfold", f"{ours.usage.load:.1f}", f"< {workers}"),
@@ -275,6 +277,10 @@ def print_ratios(rows: Sequence[Row], workers: int) -> None:
 
 def _cpu_per_article(row: Row) -> float:
     return row.cpu / row.articles
+
+
+def _runnable(row: Row, workers: int) -> str:
+    return ", ".join(f"{share:.0%}" for _, share in row.usage.busiest(workers))
 
 
 def _busy(row: Row, workers: int) -> float:

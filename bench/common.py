@@ -255,16 +255,23 @@ class TreeUsage:
     descendants: int = 0  # processes seen below the root
     load: float = 0.0  # the machine's 1-minute load average when sampling stopped
     threads: dict[int, float] = field(default_factory=dict)  # thread id -> CPU s, if asked
+    root: int = 0
     _cpu: dict[int, float] = field(default_factory=dict)
+    _samples: Counter[int] = field(default_factory=Counter)
+    _runnable: Counter[int] = field(default_factory=Counter)  # samples in state R, by pid
 
     def add_sample(self, root: int, tree: Sequence[int]) -> None:
+        self.root = root
         total = 0
         for pid in tree:
-            rss, cpu = _rss_and_cpu(pid)
-            if rss is None:
+            fields = _stat_fields(pid)
+            if len(fields) < 22 or fields[0] == "Z":
                 continue
+            rss = int(fields[21]) * PAGE_SIZE
             total += rss
-            self._cpu[pid] = cpu
+            self._cpu[pid] = _cpu_seconds(fields)
+            self._samples[pid] += 1
+            self._runnable[pid] += fields[0] == "R"
             if pid != root:
                 self.other_peak_rss = max(self.other_peak_rss, rss)
         self.tree_peak_rss = max(self.tree_peak_rss, total)
@@ -272,6 +279,16 @@ class TreeUsage:
         self.root_cpu = self._cpu.get(root, 0.0)
         self.other_cpu = sum(cpu for pid, cpu in self._cpu.items() if pid != root)
         self.descendants = len(self._cpu) - (root in self._cpu)
+
+    def busiest(self, count: int) -> list[tuple[float, float]]:
+        """(CPU s, share of its samples runnable) of the `count` descendants with most CPU.
+
+        A worker that is not runnable is waiting for work: extraction never waits on I/O.
+        Runnable includes waiting for a CPU, so the share holds on a loaded machine too.
+        """
+        pids = sorted((p for p in self._cpu if p != self.root), key=self._cpu.__getitem__)
+        pids = pids[-count:]
+        return [(self._cpu[p], self._runnable[p] / self._samples[p]) for p in reversed(pids)]
 
 
 class TreeSampler(threading.Thread):
@@ -329,13 +346,6 @@ def _stat_fields_of(path: str) -> list[str]:
             return stat.read().rpartition(")")[2].split()
     except OSError:
         return []
-
-
-def _rss_and_cpu(pid: int) -> tuple[int | None, float]:
-    fields = _stat_fields(pid)
-    if len(fields) < 22 or fields[0] == "Z":
-        return None, 0.0
-    return int(fields[21]) * PAGE_SIZE, _cpu_seconds(fields)
 
 
 def _cpu_seconds(fields: list[str]) -> float:
