@@ -156,12 +156,12 @@ class Workspace:
         return finish(process, timeout)
 
     def run_measured(self, *args: str, timeout: float = RUN_TIMEOUT) -> Measured:
-        """Run `newsfold ARGS`; also its wall time and the peak RSS of it and its workers."""
+        """Run `newsfold ARGS`; also its wall time and peak resident memory."""
         output = self.root / "measured"
         started = time.monotonic()
         process = self.start(*args, output=output)
         try:
-            peak_kib = wait_for_peak_rss(process, timeout)
+            peak_process, peak_total = wait_measuring(process, timeout)
         finally:
             kill_session(process)
         seconds = time.monotonic() - started
@@ -171,7 +171,7 @@ class Workspace:
             output.with_suffix(".out").read_text(encoding="utf-8"),
             output.with_suffix(".err").read_text(encoding="utf-8"),
         )
-        return Measured(done, seconds, peak_kib * 1024)
+        return Measured(done, seconds, peak_process, peak_total)
 
     def ok(self, *args: str) -> str:
         """Run `newsfold ARGS`, which must exit 0; its stdout."""
@@ -202,7 +202,8 @@ class Workspace:
 class Measured:
     done: subprocess.CompletedProcess[str]
     seconds: float
-    peak_rss: int  # bytes: the largest resident set of the process or any worker it waited for
+    peak_rss: int  # bytes: the largest resident set of the run or any worker it waited for
+    peak_total_pss: int  # bytes: the most its processes held together (PSS), sampled every 50 ms
 
 
 def finish(process: subprocess.Popen[str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -218,17 +219,48 @@ def finish(process: subprocess.Popen[str], timeout: float) -> subprocess.Complet
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def wait_for_peak_rss(process: subprocess.Popen[str], timeout: float) -> int:
-    """Reap `process` with wait4 and return its peak RSS in KiB (children it reaped included)."""
+def wait_measuring(process: subprocess.Popen[str], timeout: float) -> tuple[int, int]:
+    """Reap `process` with wait4: the peak RSS of its largest process (itself or a worker it
+    reaped, from the kernel) and the peak PSS of all its processes together (sampled), in bytes."""
     deadline = time.monotonic() + timeout
+    peak_total = 0
     while time.monotonic() < deadline:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
             process.returncode = os.waitstatus_to_exitcode(status)
-            return int(usage.ru_maxrss)
+            return int(usage.ru_maxrss) * 1024, peak_total
+        peak_total = max(peak_total, sum(map(proportional_bytes, live_processes(process.pid))))
         time.sleep(0.05)
     kill_session(process)
     raise AssertionError(f"newsfold did not finish within {timeout} s")
+
+
+def live_processes(group: int) -> list[int]:
+    """The processes of process group `group` that have not exited (zombies are not counted)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == group and fields[0] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+def proportional_bytes(pid: int) -> int:
+    """The process's proportional set size: its resident pages, each page shared with the fork
+    server or another worker counted in parts, so the sum over processes is the memory used."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:  # gone meanwhile
+        return 0
+    for line in rollup.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def kill_session(process: subprocess.Popen[str]) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from newsfold.store.sql import SqlStore
-from tests.cli_helpers import Stories, Workspace, kill_session, normalised
+from tests.cli_helpers import Stories, Workspace, kill_session, live_processes, normalised
 from tests.server import FeedServer, RequestHandler, article_text, rss
 
 SEED = 20261125
@@ -197,23 +197,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 def assert_workers_exit(pid: int) -> None:
-    """Every process the killed run started (its session) is gone, or a zombie, in time."""
-    wait_until(lambda: not live_processes_in_group(pid), WORKERS_EXIT_WITHIN)
-
-
-def live_processes_in_group(group: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, process_group = fields[0], int(fields[2])
-        if process_group == group and state not in ("Z", "X"):
-            found.append(int(entry.name))
-    return found
+    """Every process the killed run started (its process group) is gone, or a zombie, in time."""
+    wait_until(lambda: not live_processes(pid), WORKERS_EXIT_WITHIN)
 
 
 # What the SQLite file promises, and `newsfold check` when it is not kept.
