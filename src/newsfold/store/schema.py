@@ -200,6 +200,14 @@ host_slots = Table(
     Column("expires", UTCDateTime),
 )
 
+# On PostgreSQL a feed's transaction locks the rows of the buckets (key mod 2^20) of the dedup
+# keys it looks up, so two workers never fold copies of one story at the same time.
+dedup_locks = Table(
+    "dedup_locks",
+    metadata,
+    Column("bucket", Integer, primary_key=True, autoincrement=False),
+)
+
 
 def _create(*tables: Table) -> Callable[[Connection], None]:
     def create(conn: Connection) -> None:
@@ -212,6 +220,7 @@ def _create(*tables: Table) -> Callable[[Connection], None]:
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create(feeds, stories, articles, entries, fingerprints, dedup_bands, robots, runs),
     _create(workers, host_slots),
+    _create(dedup_locks),
 ]
 LATEST = len(MIGRATIONS)
 

@@ -6,10 +6,13 @@ transaction starts with BEGIN IMMEDIATE so two writers queue instead of failing 
 
 On PostgreSQL several workers write at once. What keeps their result equal to one worker's:
 - feeds are leased one at a time (FOR UPDATE SKIP LOCKED), so no feed is checked twice at once;
-- a feed's transaction first takes transaction-level advisory locks on every key its articles'
-  dedup will look up (LSH band keys and exact-text keys), all in one statement in ascending
-  order: two transactions holding copies of one story run their dedup one after the other and
-  the second sees the first's story; the global order means these locks never deadlock;
+- a feed's transaction first locks every key its articles' dedup will look up (LSH band keys
+  and exact-text keys), in one statement, in ascending order: two transactions holding copies of
+  one story run their dedup one after the other and the second sees the first's story; the one
+  global order means these locks never deadlock. The locks are row locks on `dedup_locks`, one
+  row per key bucket (2^20 of them), not advisory locks: a feed of 300 new articles needs some
+  17,000, and advisory locks live in a shared table of max_locks_per_transaction *
+  max_connections entries (6,400 by default), where row locks cost nothing;
 - rows two workers may both create (a feed from the config, an article two feeds list, a robots
   answer) are inserted with ON CONFLICT, and a transaction PostgreSQL still aborts as a deadlock
   (story rows updated in opposite orders) is run again from the start.
@@ -32,8 +35,10 @@ from sqlalchemy import (
     Connection,
     Engine,
     Insert,
+    Integer,
     Table,
     and_,
+    any_,
     bindparam,
     create_engine,
     delete,
@@ -59,6 +64,7 @@ from newsfold.store import Candidate, FeedCommit, FeedUpdate, Folder, schema
 from newsfold.store.schema import (
     articles,
     dedup_bands,
+    dedup_locks,
     entries,
     feeds,
     fingerprints,
@@ -72,6 +78,7 @@ from newsfold.store.schema import (
 T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_S = 60
 MIGRATION_LOCK = 0x6E657773666F6C64  # "newsfold": workers starting at once migrate one by one
+LOCK_BUCKETS = 1 << 20  # dedup keys share a lock row only by chance: 58 keys an article
 # PostgreSQL's SQLSTATEs for a transaction it aborted so another could go on: run it again.
 RETRY_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 TRANSACTION_ATTEMPTS = 5
@@ -96,7 +103,7 @@ class SqlStore:
     def migrate(self) -> int:
         with self._write() as conn:
             if not self.is_sqlite:
-                _advisory_locks(conn, [MIGRATION_LOCK])
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             return schema.migrate(conn, _now())
 
     def close(self) -> None:
@@ -723,7 +730,7 @@ class SqlStore:
 
 
 class _DedupLocks:
-    """The dedup keys one PostgreSQL transaction holds advisory locks on (none on SQLite)."""
+    """The dedup key buckets one PostgreSQL transaction holds locked (none on SQLite)."""
 
     def __init__(self, conn: Connection, enabled: bool) -> None:
         self.conn = conn
@@ -731,8 +738,11 @@ class _DedupLocks:
         self.held: set[int] = set()
 
     def take(self, keys: Iterable[int]) -> None:
-        if self.enabled and (missing := set(keys) - self.held):
-            _advisory_locks(self.conn, sorted(missing))
+        if not self.enabled:
+            return
+        missing = {key % LOCK_BUCKETS for key in keys} - self.held
+        if missing:
+            _lock_buckets(self.conn, sorted(missing))
             self.held |= missing
 
     def take_all_asked(self, fold: Folder, new_articles: Sequence[Article]) -> None:
@@ -765,6 +775,18 @@ class _KeyProbe:
 
 
 # Built once: statements run for every new article reuse their compiled form.
+_BUCKETS = bindparam("buckets", type_=postgresql.ARRAY(Integer))  # one array, however many
+_ADD_BUCKETS = (
+    postgresql.insert(dedup_locks)
+    .from_select(["bucket"], select(func.unnest(_BUCKETS)))
+    .on_conflict_do_nothing()
+)
+_LOCK_BUCKETS = (
+    select(dedup_locks.c.bucket)
+    .where(dedup_locks.c.bucket == any_(_BUCKETS))
+    .order_by(dedup_locks.c.bucket)
+    .with_for_update()
+)
 _UPDATE_ENTRY = update(entries).where(
     entries.c.feed_id == bindparam("b_feed"), entries.c.key == bindparam("b_key")
 )
@@ -844,15 +866,17 @@ class _DedupView:
 
 
 def text_lock_key(content_hash: str) -> int:
-    """The advisory lock key of an exact text (a signed 64-bit number, as PostgreSQL's)."""
+    """The dedup lock key of an exact text (a signed 64-bit number, like the LSH band keys)."""
     return int.from_bytes(hashlib.sha256(content_hash.encode()).digest()[:8], "big", signed=True)
 
 
-def _advisory_locks(conn: Connection, keys: Sequence[int]) -> None:
-    """Transaction-level advisory locks on `keys`, taken in the order given, in one statement."""
-    conn.exec_driver_sql(
-        "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", (list(keys),)
-    )
+def _lock_buckets(conn: Connection, buckets: Sequence[int]) -> None:
+    """Lock the rows of `buckets` (ascending) until the transaction ends; create missing ones.
+
+    A bucket another transaction is creating or holds makes this one wait for its commit.
+    """
+    conn.execute(_ADD_BUCKETS, {"buckets": list(buckets)})
+    conn.execute(_LOCK_BUCKETS, {"buckets": list(buckets)}).all()
 
 
 def _retryable(exc: BaseException | None) -> bool:
