@@ -32,10 +32,11 @@ import socket
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, NamedTuple, NoReturn, Self
+from typing import Any, NamedTuple, NoReturn, Protocol, Self
 
 import httpx
 
@@ -61,14 +62,26 @@ RETRY_AFTER_CODES = frozenset({429, 503})
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")  # RFC 3986 section 3.1
 
 
+class SharedHostLimit(Protocol):
+    """fetch.per_host held together with other workers (the store's HostSlots)."""
+
+    def slot(self, host: str) -> AbstractAsyncContextManager[None]: ...
+
+
 class Fetcher:
     """One shared httpx client and the slots that keep every request within the limits."""
 
     def __init__(
-        self, settings: FetchSettings, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        settings: FetchSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        shared_per_host: SharedHostLimit | None = None,
     ) -> None:
-        """`transport` replaces the network (tests of faults a real server cannot make)."""
+        """`transport` replaces the network (tests of faults a real server cannot make);
+        `shared_per_host` makes the per-host limit one for every worker sharing a store."""
         self._settings = settings
+        self._shared_per_host = shared_per_host
         self._client = httpx.AsyncClient(
             transport=transport or default_transport(settings),
             headers={"User-Agent": settings.user_agent},
@@ -128,13 +141,17 @@ class Fetcher:
         self, url: str, target: httpx.URL, headers: dict[str, str], budget: Budget
     ) -> FetchResult | Redirect:
         """One hop: a result, or where to go next."""
-        async with self._host_slot(target.host), self._slots:
+        async with self._host_slot(target.host), self._shared_slot(target.host), self._slots:
             with translate_failures(url, target, self._settings.timeout):
                 async with (
                     budget.running(),
                     self._client.stream("GET", target, headers=headers) as response,
                 ):
                     return await self._answer(url, response)
+
+    def _shared_slot(self, host: str) -> AbstractAsyncContextManager[None]:
+        shared = self._shared_per_host
+        return shared.slot(host) if shared else contextlib.nullcontext()
 
     def _host_slot(self, host: str) -> asyncio.Semaphore:
         slot = self._host_slots.get(host)

@@ -28,7 +28,7 @@ from newsfold.fetch import Fetcher
 from newsfold.model import Article, Entry, FeedState, FetchResult, ParsedFeed, RunReport
 from newsfold.parse import parse_feed
 from newsfold.robots import RobotsPolicy
-from newsfold.store import DedupIndex, FeedUpdate, Fold, Store
+from newsfold.store import DedupIndex, FeedUpdate, Fold, HostSlots, Store
 from newsfold.store.sql import entry_hash
 from newsfold.urls import canonicalize_url
 
@@ -65,8 +65,9 @@ async def run(
     worker = options.worker or f"{socket.gethostname()}:{id(report):x}"
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsfold-store")
     deadline = None if options.max_time is None else started + options.max_time.total_seconds()
+    per_host = HostSlots.for_store(store, worker, settings.fetch.per_host, settings.fetch.timeout)
     with ExtractPool(settings.extract) as pool:
-        async with Fetcher(settings.fetch) as fetcher:
+        async with Fetcher(settings.fetch, shared_per_host=per_host) as fetcher:
             robots = RobotsPolicy(fetcher, settings.fetch.user_agent, store, clock=clock)
             runner = _FeedRunner(settings, store, clock, fetcher, pool, robots, writer, report)
             await _run_feeds(runner, store, clock, options, worker, deadline, progress)
