@@ -556,7 +556,9 @@ class SqlStore:
         rows = conn.execute(
             select(articles)
             .where(articles.c.first_seen >= since)
-            .order_by(articles.c.first_seen, articles.c.id)
+            # Ids give the order articles were folded in; first_seen is their feed's check time,
+            # and a feed checked earlier may commit later.
+            .order_by(articles.c.id)
         ).all()
         ids = [row.id for row in rows]
         for chunk in _chunks(ids):
