@@ -1,0 +1,573 @@
+"""Dedup at scale on SQLite: cost per new article with 10,000 vs 1,000,000 stored, memory, and
+what dedup adds to a run.
+
+Run: .venv/bin/python bench/bench_dedup_scale.py [--part scale|share|both]
+         [--stored 10000 1000000] [--new 1000] [--dir DIR] [--rounds 3]
+
+**Scale.** A SQLite store (made by SqlStore.migrate, so the schema is newsfold's) is filled with N
+stored articles, each in its own story, with a fingerprint and its 58 LSH band rows, every one
+seen within the dedup window: the worst case, as `prune_dedup` keeps only the window's rows.
+The first rows are real: corpus texts (their true text) with their fingerprints, band keys and
+text hashes; the bulk reuses the fingerprints of 1,000 generated texts with random band keys
+(distinct texts share no band). The bulk goes in with executemany in transactions of 20,000
+articles, indexes dropped and made again afterwards. Then, in a fresh process, `--new` articles
+are saved through `SqlStore.record_feed` with `pipeline.Folder`, 10 per feed transaction, the
+fingerprints made beforehand as the pipeline's worker pool makes them: a third of them are
+syndicated copies of stored corpus texts (tests/syndicate.py), so candidates exist and are
+verified; the rest are new texts. Printed per size: µs per article (all of record_feed), of which
+the fold decision (exact-text query, candidate query, verification), candidates per article,
+copies folded, and the measuring process's RSS before and after (VmRSS) and its peak (VmHWM).
+With --dir the filled stores are kept there and reused (the measured rows are deleted after).
+
+**Share.** The labelled set of bench/bench_fold_e2e.py (corpus pages, syndicated copies, trap
+stories in outlet pages and feeds), served by bench/common.py's server in its own process, one
+loopback address per outlet; newsfold's `pipeline.run` on a fresh SQLite store, default settings
+(loopback allowed). Three variants take turns for --rounds rounds, each run in a fresh process:
+dedup as it is; `pipeline.Folder` replaced by a trivial one (a new story for every article, no
+query); and also no MinHash (fingerprints reduced to the text hash). Printed: wall time and CPU
+(main process, extraction workers), medians over the rounds, and dedup's share of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import cycle, islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package
+
+from common import CorpusServer, Route, TreeUsage, machine_line, mb, run_in_process
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.schema import CreateIndex, Index
+
+from newsfold import dedup, pipeline
+from newsfold.config import Settings
+from newsfold.model import Article, Entry, FeedSource
+from newsfold.store import Candidate, DedupIndex, FeedUpdate, Fold, schema
+from newsfold.store.sql import SqlStore
+from tests.foldpages import HTML_TYPE, RSS_TYPE, feed_body, page_html, page_path, sections
+from tests.server import article_text
+from tests.syndicate import OUTLETS, WIRE, Doc, corpus_texts, labelled_docs, syndicate
+from tests.textmetrics import CORPUS, corpus_pages
+
+SETTINGS = Settings()
+BULK_CHUNK = 20_000  # articles per bulk transaction
+FINGERPRINT_POOL = 1_000  # generated texts whose fingerprints the bulk rows reuse
+PER_FEED = 10  # new articles per feed transaction
+WARM_UP = 50  # new articles saved before the clock starts
+WORDS = (8, 75)  # paragraphs and words per paragraph of a generated text: 600 words
+BULK_HOST = "https://bulk.example/a/"
+NEW_HOST = "https://new.example/a/"
+BULK_INDEXES: tuple[Index, ...] = (
+    *schema.dedup_bands.indexes,
+    *schema.articles.indexes,
+    *schema.stories.indexes,
+)
+
+
+def generated_text(key: str) -> str:
+    """A 600-word text of its own: no other key's text shares its shingles."""
+    return "\n\n".join(article_text(key, *WORDS))
+
+
+def long_corpus_texts() -> list[str]:
+    """The true texts of corpus articles long enough to be syndicated (150 words or more)."""
+    return [p.truth for p in corpus_pages() if p.truth and len(p.truth.split()) >= 150]
+
+
+# ---------------------------------------------------------------------------------------------
+# Filling a store
+
+
+def sqlite_time(value: datetime) -> str:
+    """A datetime as SQLAlchemy stores it in SQLite (naive UTC, microseconds)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A real article put in the bulk: its text's fingerprint and band keys."""
+
+    text: str
+    fingerprint: dedup.Fingerprint
+    keys: list[int]
+
+
+def real_articles() -> list[Stored]:
+    made = []
+    for text in long_corpus_texts():
+        fp = dedup.fingerprint(text, SETTINGS.dedup)
+        made.append(Stored(text, fp, dedup.band_keys(fp, SETTINGS.dedup)))
+    return made
+
+
+def fill(path: Path, stored: int, now: datetime) -> float:
+    """Fill a new store at `path` with `stored` articles (see the module doc); seconds taken."""
+    started = time.perf_counter()
+    store = SqlStore(f"sqlite:///{path}")
+    store.migrate()
+    store.close()
+    real = real_articles()
+    pool = [
+        dedup.fingerprint(generated_text(f"bulk-{i}"), SETTINGS.dedup).to_bytes()
+        for i in range(FINGERPRINT_POOL)
+    ]
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(
+        "PRAGMA journal_mode=DELETE; PRAGMA synchronous=OFF; PRAGMA cache_size=-500000;"
+    )
+    for index in BULK_INDEXES:
+        conn.execute(f"DROP INDEX {index.name}")
+    rng = np.random.default_rng(7)
+    for low in range(1, stored + 1, BULK_CHUNK):
+        ids = range(low, min(low + BULK_CHUNK, stored + 1))
+        conn.execute("BEGIN")
+        _insert_chunk(conn, ids, real, pool, rng, now)
+        conn.execute("COMMIT")
+        print(f"  {ids[-1]:,} of {stored:,} articles", file=sys.stderr, end="\r", flush=True)
+    for index in BULK_INDEXES:
+        conn.execute(str(CreateIndex(index).compile(dialect=sqlite.dialect())))
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+    return time.perf_counter() - started
+
+
+def _insert_chunk(
+    conn: sqlite3.Connection,
+    ids: range,
+    real: Sequence[Stored],
+    pool: Sequence[bytes],
+    rng: np.random.Generator,
+    now: datetime,
+) -> None:
+    """Articles `ids`: the first len(real) are the real ones, the others generated."""
+    window = SETTINGS.dedup.window.total_seconds() * 0.95
+    ages = rng.uniform(0, window, len(ids))
+    seen = [now - timedelta(seconds=float(age)) for age in ages]
+    times = [sqlite_time(s) for s in seen]
+    conn.executemany(
+        "INSERT INTO stories (id, first_seen, updated_at, article_count) VALUES (?, ?, ?, 1)",
+        zip(ids, times, times, strict=True),
+    )
+    conn.executemany(
+        "INSERT INTO articles (id, url, title, text, text_source, text_chars, content_hash,"
+        " version, first_seen, updated_at, story_id, similarity)"
+        " VALUES (?, ?, 'stored', ?, 'page', ?, ?, 1, ?, ?, ?, 1.0)",
+        (_article_row(i, real, t) for i, t in zip(ids, times, strict=True)),
+    )
+    conn.executemany(
+        "INSERT INTO fingerprints (article_id, data, seen_at) VALUES (?, ?, ?)",
+        (
+            (i, real[i - 1].fingerprint.to_bytes() if i <= len(real) else pool[i % len(pool)], t)
+            for i, t in zip(ids, times, strict=True)
+        ),
+    )
+    keys_per_article = len(real[0].keys)
+    random_keys = rng.integers(-(2**63), 2**63 - 1, len(ids) * keys_per_article, dtype=np.int64)
+    conn.executemany(
+        "INSERT INTO dedup_bands (band_key, article_id, seen_at) VALUES (?, ?, ?)",
+        _band_rows(ids, seen, real, iter(random_keys.tolist()), keys_per_article),
+    )
+
+
+def _article_row(i: int, real: Sequence[Stored], when: str) -> tuple[Any, ...]:
+    if i <= len(real):
+        item = real[i - 1]
+        text, digest = item.text, item.fingerprint.text_hash.hex()
+    else:
+        text, digest = "a stored article", hashlib.sha256(str(i).encode()).hexdigest()
+    return (i, f"{BULK_HOST}{i:09d}", text, len(text), digest, when, when, i)
+
+
+def _band_rows(
+    ids: range,
+    seen: Sequence[datetime],
+    real: Sequence[Stored],
+    random_keys: Iterator[int],
+    per_article: int,
+) -> Iterator[tuple[int, int, int]]:
+    for i, when in zip(ids, seen, strict=True):
+        seconds = int(when.timestamp())
+        keys = real[i - 1].keys if i <= len(real) else islice(random_keys, per_article)
+        yield from ((key, i, seconds) for key in keys)
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving new articles into it
+
+
+@dataclass(slots=True)
+class FoldClock:
+    """Time spent in the fold decision, and in the store's two dedup queries within it."""
+
+    fold: float = 0.0
+    queries: float = 0.0
+    candidates: int = 0
+
+
+class TimedIndex:
+    """A DedupIndex that times the store's answers."""
+
+    def __init__(self, index: DedupIndex, clock: FoldClock) -> None:
+        self.index = index
+        self.clock = clock
+
+    def story_with_text(self, content_hash: str, exclude_article: int) -> int | None:
+        started = time.perf_counter()
+        try:
+            return self.index.story_with_text(content_hash, exclude_article)
+        finally:
+            self.clock.queries += time.perf_counter() - started
+
+    def candidates(self, band_keys: Sequence[int], since: datetime) -> list[Candidate]:
+        started = time.perf_counter()
+        found = self.index.candidates(band_keys, since)
+        self.clock.queries += time.perf_counter() - started
+        self.clock.candidates += len(found)
+        return found
+
+
+class TimedFolder:
+    """pipeline.Folder, timed."""
+
+    def __init__(self, folder: pipeline.Folder, clock: FoldClock) -> None:
+        self.folder = folder
+        self.clock = clock
+
+    def __call__(self, article_id: int, article: Article, index: DedupIndex) -> Fold:
+        started = time.perf_counter()
+        try:
+            return self.folder(article_id, article, TimedIndex(index, self.clock))
+        finally:
+            self.clock.fold += time.perf_counter() - started
+
+
+@dataclass(frozen=True, slots=True)
+class NewArticle:
+    url: str
+    text: str
+    copy: bool  # a syndicated copy of a stored text
+
+
+def new_articles(count: int) -> list[NewArticle]:
+    """A third copies of stored corpus texts (one transform or more each), the rest new texts."""
+    rng = random.Random(11)
+    originals = long_corpus_texts()
+    copies = []
+    for i, text in enumerate(islice(cycle(originals), count // 3)):
+        doc = Doc(f"o{i}", f"o{i}", "original", text, WIRE, datetime.now(UTC), "original")
+        copies.append(NewArticle(f"{NEW_HOST}copy-{i}", syndicate(doc, rng, 1)[-1].text, True))
+    fresh = [
+        NewArticle(f"{NEW_HOST}new-{i}", generated_text(f"new-{i}"), False)
+        for i in range(count - len(copies))
+    ]
+    mixed = copies + fresh
+    rng.shuffle(mixed)
+    return mixed
+
+
+@dataclass(slots=True)
+class ScaleResult:
+    stored: int
+    articles: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's CPU time: SQLite works in it, so load matters less
+    clock: FoldClock = field(default_factory=FoldClock)
+    copies: int = 0
+    copies_folded: int = 0
+    rss_before: int = 0
+    rss_after: int = 0
+    peak_rss: int = 0
+    batch_us: list[float] = field(default_factory=list)
+
+
+def measure(path: Path, stored: int, count: int) -> ScaleResult:
+    """Save `count` new articles into the filled store at `path` (run in a fresh process)."""
+    items = new_articles(WARM_UP + count)
+    prints = {a.url: dedup.fingerprint(a.text, SETTINGS.dedup) for a in items}
+    store = SqlStore(f"sqlite:///{path}")
+    now = datetime.now(UTC)
+    store.sync_feeds([FeedSource("https://new.example/feed.xml")], now)
+    feed_id = store.feeds()[0].id
+    result = ScaleResult(stored, rss_before=_status_kib("VmRSS") * 1024)
+    batches = [items[i : i + PER_FEED] for i in range(0, len(items), PER_FEED)]
+    warm = WARM_UP // PER_FEED
+    for number, batch in enumerate(batches):
+        clock = result.clock if number >= warm else FoldClock()
+        started, cpu = time.perf_counter(), time.process_time()
+        commit = _save(store, feed_id, batch, prints, clock, now)
+        if number < warm:
+            continue
+        spent = time.perf_counter() - started
+        result.seconds += spent
+        result.cpu_seconds += time.process_time() - cpu
+        result.batch_us.append(spent / len(batch) * 1e6)
+        result.articles += len(batch)
+        result.copies += sum(a.copy for a in batch)
+        result.copies_folded += len(batch) - commit
+    result.rss_after = _status_kib("VmRSS") * 1024
+    result.peak_rss = _status_kib("VmHWM") * 1024
+    store.close()
+    _delete_new_rows(path, stored)
+    return result
+
+
+def _save(
+    store: SqlStore,
+    feed_id: int,
+    batch: Sequence[NewArticle],
+    prints: dict[str, dedup.Fingerprint],
+    clock: FoldClock,
+    now: datetime,
+) -> int:
+    """One feed transaction saving `batch`, as the pipeline saves it; new stories made."""
+    entries = [Entry(a.url, a.url, "new", None, now) for a in batch]
+    articles = [
+        Article(
+            url=a.url,
+            feed_id=feed_id,
+            entry_key=a.url,
+            title="new",
+            text=a.text,
+            text_source="page",
+            published=now,
+            content_hash=prints[a.url].text_hash.hex(),
+        )
+        for a in batch
+    ]
+    update = FeedUpdate(feed_id, now, now + timedelta(minutes=30))
+    folder = TimedFolder(pipeline.Folder(SETTINGS, now, prints), clock)
+    links = {a.url: a.url for a in batch}
+    return store.record_feed(update, entries, articles, links, folder).stories_new
+
+
+def _delete_new_rows(path: Path, stored: int) -> None:
+    """Back to the filled state, so a kept store measures the same next time."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    for table, column in (
+        ("dedup_bands", "article_id"),
+        ("fingerprints", "article_id"),
+        ("entries", "article_id"),
+        ("articles", "id"),
+        ("stories", "id"),
+    ):
+        conn.execute(f"DELETE FROM {table} WHERE {column} > ?", (stored,))
+    conn.execute("DELETE FROM feeds")
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def _status_kib(field_name: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def scale(sizes: Sequence[int], count: int, directory: Path) -> None:
+    results: list[tuple[ScaleResult, TreeUsage, float | None]] = []
+    for stored in sizes:
+        path = directory / f"stored-{stored}.db"
+        ready = path.with_suffix(".ready")
+        fill_seconds = None
+        if not ready.exists():
+            path.unlink(missing_ok=True)
+            fill_seconds, _usage = run_in_process(fill, path, stored, datetime.now(UTC))
+            ready.touch()
+        result, usage = run_in_process(measure, path, stored, count)
+        size = path.stat().st_size
+        print(f"stored {stored:,}: store file {mb(size)}" + _filled(fill_seconds), flush=True)
+        results.append((result, usage, fill_seconds))
+    print_scale([r for r, _u, _f in results])
+
+
+def _filled(seconds: float | None) -> str:
+    return f", filled in {seconds:.0f} s" if seconds is not None else " (kept from before)"
+
+
+def print_scale(results: Sequence[ScaleResult]) -> None:
+    print(
+        f"\nSaving {results[0].articles} new articles, {PER_FEED} per feed transaction "
+        f"({results[0].copies} copies of stored texts)\n"
+    )
+    print(
+        "| stored | µs/article (mean) | median of batches | p90 | CPU µs/article | "
+        "fold decision µs | of which queries µs | verify µs | insert+commit µs | "
+        "candidates/article | copies folded | RSS before | RSS after | peak RSS |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        n = r.articles
+        fold, queries = r.clock.fold / n * 1e6, r.clock.queries / n * 1e6
+        total = r.seconds / n * 1e6
+        print(
+            f"| {r.stored:,} | {total:.0f} | {statistics.median(r.batch_us):.0f} | "
+            f"{statistics.quantiles(r.batch_us, n=10)[-1]:.0f} | {r.cpu_seconds / n * 1e6:.0f} | "
+            f"{fold:.0f} | {queries:.0f} | "
+            f"{fold - queries:.0f} | {total - fold:.0f} | {r.clock.candidates / n:.2f} | "
+            f"{r.copies_folded}/{r.copies} | {mb(r.rss_before)} | {mb(r.rss_after)} | "
+            f"{mb(r.peak_rss)} |"
+        )
+    first, last = results[0], results[-1]
+    ratio = (last.seconds / last.articles) / (first.seconds / first.articles)
+    cpu_ratio = (last.cpu_seconds / last.articles) / (first.cpu_seconds / first.articles)
+    fold_ratio = (last.clock.fold / last.articles) / (first.clock.fold / first.articles)
+    print(
+        f"\n{last.stored:,} vs {first.stored:,} stored: {ratio:.2f}x wall per article, "
+        f"{cpu_ratio:.2f}x CPU (fold decision {fold_ratio:.2f}x); peak RSS {mb(last.peak_rss)} vs "
+        f"{mb(first.peak_rss)}\n"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Dedup's share of a run
+
+
+class NewStoryFolder:
+    """No dedup: every article starts its own story; nothing is looked up or indexed."""
+
+    def __init__(self, settings: Settings, now: datetime, fingerprints: Any = None) -> None:
+        self.fingerprints = fingerprints or {}
+
+    def __call__(self, article_id: int, article: Article, index: DedupIndex) -> Fold:
+        return Fold(None, 1.0, b"", ())
+
+
+def text_hashes_only(texts: list[str], settings: Any) -> list[dedup.Fingerprint]:
+    """Fingerprints without MinHash: only the text hash the store keeps as content_hash."""
+    digests = [hashlib.sha256(dedup.normalize_text(t).encode()).digest() for t in texts]
+    return [dedup.Fingerprint(b"", b"", 0, 0, (), 0, digest) for digest in digests]
+
+
+VARIANTS: dict[str, tuple[bool, bool]] = {  # name -> (dedup's Folder, MinHash fingerprints)
+    "dedup as it is": (True, True),
+    "Folder: new story each time": (False, True),
+    "no Folder, no MinHash": (False, False),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    variant: str
+    wall: float
+    articles: int
+    stories: int
+    usage: TreeUsage
+
+
+def one_run(variant: str, feed_urls: list[str], db: Path) -> tuple[float, int, int]:
+    """A run of the whole pipeline (in a fresh process): wall seconds, articles, stories."""
+    folds, minhash = VARIANTS[variant]
+    if not folds:
+        pipeline.Folder = NewStoryFolder  # type: ignore[misc, assignment]
+    if not minhash:
+        pipeline.fingerprint_all = text_hashes_only
+    settings = Settings().replace("fetch", allow_private_networks=True)
+    store = SqlStore(f"sqlite:///{db}")
+    store.migrate()
+    store.sync_feeds([FeedSource(url) for url in feed_urls], datetime.now(UTC))
+    options = pipeline.RunOptions(include_all=True)
+    started = time.perf_counter()
+    report = asyncio.run(pipeline.run(settings, store, lambda: datetime.now(UTC), options))
+    wall = time.perf_counter() - started
+    assert report.feeds_failed == 0, report.failures_by_kind
+    stats = store.stats()
+    store.close()
+    return wall, int(stats["articles"]), int(stats["stories"])
+
+
+def published_set(server: CorpusServer, docs: Sequence[Doc]) -> tuple[list[Route], list[Route]]:
+    """Page and feed routes of the labelled set; each outlet on its own loopback address."""
+    host_of = {outlet: number for number, outlet in enumerate(OUTLETS)}
+    pages = [
+        Route(
+            page_path(doc),
+            CORPUS / doc.id if doc.id.endswith(".html.gz") else page_html(doc),
+            HTML_TYPE,
+            host_of[doc.outlet],
+        )
+        for doc in docs
+    ]
+    feeds = []
+    for section in sections(docs):
+        host = host_of[section.outlet]
+        base = server.url(Route("", b"", "", host))
+        feeds.append(Route(section.path, feed_body(section, base), RSS_TYPE, host))
+    return pages, feeds
+
+
+def share(rounds: int, directory: Path) -> None:
+    docs = labelled_docs(1, texts=corpus_texts())
+    results: list[RunResult] = []
+    with CorpusServer(hosts=len(OUTLETS)) as server:
+        pages, feeds = published_set(server, docs)
+        server.serve([*pages, *feeds])
+        urls = [server.url(route) for route in feeds]
+        print(f"\nRuns over {len(pages)} pages in {len(feeds)} feeds, {rounds} round(s)")
+        for number in range(rounds):
+            for variant in VARIANTS:
+                db = directory / f"share-{number}-{len(results)}.db"
+                (wall, articles, stories), usage = run_in_process(one_run, variant, urls, db)
+                results.append(RunResult(variant, wall, articles, stories, usage))
+                db.unlink()
+    print_share(results)
+
+
+def print_share(results: Sequence[RunResult]) -> None:
+    print(
+        "\n| variant | wall s (median) | main CPU s | workers CPU s | articles | stories | "
+        "wall vs no dedup |\n|---|---|---|---|---|---|---|"
+    )
+    medians = {}
+    for variant in VARIANTS:
+        mine = [r for r in results if r.variant == variant]
+        medians[variant] = statistics.median(r.wall for r in mine)
+    base = medians["Folder: new story each time"]
+    for variant in VARIANTS:
+        mine = [r for r in results if r.variant == variant]
+        main_cpu = statistics.median(r.usage.root_cpu for r in mine)
+        workers = statistics.median(r.usage.other_cpu for r in mine)
+        print(
+            f"| {variant} | {medians[variant]:.1f} | {main_cpu:.1f} | {workers:.1f} | "
+            f"{mine[0].articles} | {mine[0].stories} | {medians[variant] / base - 1:+.1%} |"
+        )
+    added = medians["dedup as it is"] / medians["no Folder, no MinHash"] - 1
+    print(f"\nDedup (Folder and MinHash) adds {added:+.1%} to the run's wall time.\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["scale", "share", "both"], default="both")
+    parser.add_argument("--stored", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--new", type=int, default=1_000, help="new articles saved per size")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each variant (share)")
+    parser.add_argument("--dir", type=Path, help="keep the filled stores here and reuse them")
+    args = parser.parse_args()
+    print(machine_line() + "\n")
+    with tempfile.TemporaryDirectory(prefix="dedup-scale-") as scratch:
+        directory = args.dir or Path(scratch)
+        directory.mkdir(parents=True, exist_ok=True)
+        if args.part in ("scale", "both"):
+            scale(args.stored, args.new, directory)
+        if args.part in ("share", "both"):
+            share(args.rounds, Path(scratch))
+
+
+if __name__ == "__main__":
+    main()
