@@ -1,6 +1,6 @@
 """Dedup through the whole pipeline: pages and feeds in, stories out, scored against labels.
 
-Run: .venv/bin/python bench/bench_fold_e2e.py [--seed 1] [--originals 100] [--quick]
+Run: .venv/bin/python bench/bench_fold_e2e.py [--seed 1] [--originals 100] [--orders 100] [--quick]
 
 The evaluation set of bench/bench_dedup_quality.py (tests/syndicate.py, `labelled_docs`) is
 published as outlets would publish it (tests/foldpages.py): the corpus pages as captured (the
@@ -12,11 +12,15 @@ except loopback allowed and 8 requests per host (everything is on 127.0.0.1; spe
 stories are read back from the store, each page matched to its label through its feed entry.
 
 Tables:
-- quality: dedup alone on the source texts in order of publication (what bench_dedup_quality
-  measures), then the pipeline with feeds in the listed order, in reverse order, and with each
-  feed's items oldest first instead of newest first; pairwise precision/recall/F1, adjusted Rand
-  index, merges of same-event reports (hard negatives) and of different trap stories;
+- quality: dedup alone (tests/syndicate.py `fold`) on the source texts in order of publication
+  (what bench_dedup_quality measures) and in reverse order, on the texts the first pipeline run
+  stored, in order of publication (extraction's share of the difference); then the pipeline with
+  feeds in the listed order, in reverse order, and with each feed's items oldest first instead
+  of newest first. Pairwise precision/recall/F1, adjusted Rand index, merges of same-event
+  reports (hard negatives) and of different trap stories;
 - recall by family of same-story pairs;
+- dedup alone over random arrival orders (feeds are checked concurrently, so a run's order is
+  one draw): the spread of F1 and how many orders merge traps or same-event reports;
 - missed pairs of the first pipeline run, by cause: folding texts that arrived in an order that
   split them (stories are never merged), or texts that do not fold (once extracted, or even as
   source texts), with the verdict's reason;
@@ -28,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import random
+import statistics
 import sys
 import tempfile
 import time
@@ -44,7 +50,7 @@ from sqlalchemy import select
 
 from newsfold import pipeline
 from newsfold.config import DedupSettings, Settings
-from newsfold.dedup import compare, fingerprint
+from newsfold.dedup import Fingerprint, compare, fingerprint
 from newsfold.store import schema
 from newsfold.store.sql import SqlStore
 from newsfold.urls import canonicalize_url
@@ -58,10 +64,14 @@ from tests.foldpages import (
     story_by_link,
 )
 from tests.server import FeedServer
-from tests.syndicate import Doc, Score, corpus_texts, fold, labelled_docs, score
+from tests.syndicate import BASE_TIME, Doc, Score, corpus_texts, fold, labelled_docs, score
 
 SETTINGS = Settings().replace(
     "fetch", allow_private_networks=True, per_host=8, timeout=30.0, max_new_per_feed=1000
+)
+ORDERS_HEADER = (
+    "| texts | orders | F1 min | F1 median | F1 max | ARI min | orders with trap merges | "
+    "most trap merges | orders with hard-neg merges |\n|---|---|---|---|---|---|---|---|---|"
 )
 HEADER = (
     "| run | stories | clusters | ARI | precision | recall | F1 | hard-neg merges | "
@@ -89,12 +99,51 @@ def row(outcome: Outcome) -> str:
     )
 
 
-def dedup_alone(docs: Sequence[Doc]) -> Outcome:
+def fold_in_order(
+    docs: Sequence[Doc], prints: Sequence[Fingerprint], ranks: Sequence[int]
+) -> list[object]:
+    """Dedup alone, as the pipeline folds: the docs arriving in the order of `ranks`."""
+    arriving = [
+        dataclasses.replace(d, published=BASE_TIME + timedelta(seconds=rank))
+        for d, rank in zip(docs, ranks, strict=True)
+    ]
+    return list(fold(arriving, prints, SETTINGS.dedup).stories)
+
+
+def publication_ranks(docs: Sequence[Doc]) -> list[int]:
+    order = sorted(range(len(docs)), key=lambda i: (docs[i].published, docs[i].id))
+    ranks = [0] * len(docs)
+    for rank, i in enumerate(order):
+        ranks[i] = rank
+    return ranks
+
+
+def folded(name: str, docs: Sequence[Doc], prints: Sequence[Fingerprint], reverse: bool) -> Outcome:
+    """Dedup alone on the given fingerprints, in (reverse) order of publication."""
     started = time.perf_counter()
-    prints = [fingerprint(d.text, SETTINGS.dedup) for d in docs]
-    clusters: list[object] = list(fold(docs, prints, SETTINGS.dedup).stories)
-    seconds = time.perf_counter() - started
-    return Outcome("dedup alone: source texts", score(docs, clusters), clusters, 0, seconds)
+    ranks = [-r if reverse else r for r in publication_ranks(docs)]
+    clusters = fold_in_order(docs, prints, ranks)
+    return Outcome(name, score(docs, clusters), clusters, 0, time.perf_counter() - started)
+
+
+def random_orders(
+    name: str, docs: Sequence[Doc], prints: Sequence[Fingerprint], orders: int
+) -> str:
+    """A table row: dedup alone over `orders` random arrival orders (seeded)."""
+    rng = random.Random(0)
+    scores = []
+    for _ in range(orders):
+        ranks = list(range(len(docs)))
+        rng.shuffle(ranks)
+        scores.append(score(docs, fold_in_order(docs, prints, ranks)))
+    f1 = sorted(s.f1 for s in scores)
+    traps = sum(s.trap_merges > 0 for s in scores)
+    negatives = sum(s.hard_negative_merges > 0 for s in scores)
+    return (
+        f"| {name} | {orders} | {f1[0]:.3f} | {statistics.median(f1):.3f} | {f1[-1]:.3f} | "
+        f"{min(s.ari for s in scores):.3f} | {traps} | {max(s.trap_merges for s in scores)} | "
+        f"{negatives} |"
+    )
 
 
 def clusters_of(docs: Sequence[Doc], base_url: str, store: SqlStore) -> list[object]:
@@ -146,9 +195,10 @@ def texts_by_link(store: SqlStore) -> dict[str, str]:
         return {canonicalize_url(r.link) or r.link: r.text for r in conn.execute(query) if r.link}
 
 
-def missed_pairs(outcome: Outcome, docs: Sequence[Doc], base_url: str, store: SqlStore) -> None:
+def missed_pairs(
+    outcome: Outcome, docs: Sequence[Doc], base_url: str, stored: dict[str, str]
+) -> None:
     """Why same-story pairs ended in two stories: arrival order, extraction, or dedup itself."""
-    stored = texts_by_link(store)
     settings = SETTINGS.dedup
     causes: Counter[tuple[str, str]] = Counter()
     indexed = list(zip(docs, outcome.clusters, strict=True))
@@ -208,11 +258,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1, help="seed of the evaluation set")
     parser.add_argument("--originals", type=int, default=100, help="corpus texts syndicated")
+    parser.add_argument("--orders", type=int, default=100, help="random arrival orders folded")
     parser.add_argument("--quick", action="store_true", help="one pipeline run, no refolds")
     args = parser.parse_args()
     print(machine_line() + "\n")
     docs = labelled_docs(args.seed, args.originals, corpus_texts())
-    outcomes = [dedup_alone(docs)]
+    source = [fingerprint(d.text, SETTINGS.dedup) for d in docs]
+    outcomes = [
+        folded("dedup alone: source texts", docs, source, reverse=False),
+        folded("dedup alone: source texts, reverse order", docs, source, reverse=True),
+    ]
     with FeedServer() as server, tempfile.TemporaryDirectory(prefix="fold-e2e-") as scratch:
         serve_pages(server, docs)
         listed = serve_feeds(server, docs)
@@ -224,17 +279,25 @@ def main() -> None:
         ]
         stores = []
         for number, (name, feeds) in enumerate(runs[:1] if args.quick else runs):
-            outcome, store = pipeline_run(
-                name, docs, server, feeds(), Path(scratch) / f"{number}.db"
-            )
+            db = Path(scratch) / f"{number}.db"
+            outcome, store = pipeline_run(name, docs, server, feeds(), db)
             outcomes.append(outcome)
             stores.append(store)
+        stored = texts_by_link(stores[0])
+        texts = [stored.get(doc_link(d, server.base_url), "") for d in docs]
+        extracted = [fingerprint(text, SETTINGS.dedup) for text in texts]
+        outcomes.insert(2, folded("dedup alone: stored texts", docs, extracted, reverse=False))
         print(HEADER)
         for outcome in outcomes:
             print(row(outcome))
         print()
         print_recall(outcomes, docs)
-        missed_pairs(outcomes[1], docs, server.base_url, stores[0])
+        print(f"Dedup alone over {args.orders} random arrival orders\n")
+        print(ORDERS_HEADER)
+        print(random_orders("source texts", docs, source, args.orders))
+        print(random_orders("stored texts (first pipeline run)", docs, extracted, args.orders))
+        print()
+        missed_pairs(outcomes[3], docs, server.base_url, stored)
         if not args.quick:
             refold_table(docs, server.base_url, stores[0])
         for store in stores:
