@@ -84,6 +84,7 @@ def test_corpus_feeds_end_to_end(site: FeedServer, settings: Settings, store: Sq
             continue
         assert state.status == "ok", state.last_error
         assert state.entries == min(len(parsed.entries), cap), url
+        assert state.name == parsed.title  # unnamed feeds are shown by their own title
     stats = store.stats()
     seen_before = len(site.requests)
     second = run(settings, store)

@@ -268,6 +268,7 @@ class _FeedRunner:
             last_modified=None if deferred else result.last_modified,
             body_hash=None if deferred else _body_hash(result.body),
             rate=rate,
+            title=parsed.title,
         )
         commit = await self._commit(feed.url, update, taken, made.articles, made.links)
         self.report.articles_new += commit.articles_new

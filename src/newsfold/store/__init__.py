@@ -31,6 +31,7 @@ class FeedUpdate:
     last_modified: str | None = None
     body_hash: str | None = None
     rate: timedelta | None = None
+    title: str | None = None  # the feed's own title: its name until the user gives one
     error: str | None = None
     error_kind: str | None = None
 

@@ -363,6 +363,8 @@ class SqlStore:
                 body_hash=u.body_hash,
                 rate_seconds=u.rate.total_seconds() if u.rate else None,
             )
+            if u.title:
+                values["name"] = func.coalesce(feeds.c.name, u.title)
         else:
             values.update(
                 status="error",
