@@ -7,8 +7,9 @@ OOM killer or a power cut would) at a moment aimed by what the server and the st
 pages are being downloaded, right after a page went out (it is being extracted), or after the
 first feed was committed (others are being folded and stored). Then: the store passes
 `newsfold check`, the workers left behind exit on their own, a plain `newsfold run` (what cron
-does next) completes, `check` passes again, and the stories and articles equal those of one clean
-run on a fresh store: nothing missing, nothing twice. Kill moments come from a seeded generator.
+does next) completes despite the lock file and the leases the killed run left, `check` passes
+again, and the stories and articles equal those of one clean run on a fresh store: nothing
+missing, nothing twice. Kill moments come from a seeded generator.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,14 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "fetch": {"timeout": 5.0, "allowed_networks": ["127.0.0.0/8"], "per_host": 4},
     "extract": {"workers": 2},
 }
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FeedServer]:
+    """A server of this module's own, in place of the session's: the runs here ask for fault
+    routes that other modules count requests to."""
+    with FeedServer() as running:
+        yield running
 
 
 class Site:

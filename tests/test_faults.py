@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import ipaddress
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -49,6 +50,14 @@ SETTINGS: dict[str, dict[str, Any]] = {
     },
     "extract": {"workers": 2, "page_timeout": 12.0},
 }
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FeedServer]:
+    """A server of this module's own, in place of the session's: the runs here ask for fault
+    routes that other modules count requests to."""
+    with FeedServer() as running:
+        yield running
 
 
 @dataclass(frozen=True)
@@ -352,7 +361,7 @@ def test_links_that_are_not_web_pages_are_not_followed(fault_run: FaultRun) -> N
     assert feed["entries"] == 8
     assert fault_run.server.count("/fault/bad-links") == 1  # "http://" did not become the feed
     asked = [path for _, path, _ in fault_run.server.requests]
-    signs = ("alert(", "base64,", "/etc/passwd", "news@example.com", "/feed.xml")
+    signs = ("alert(", "base64,", "/etc/passwd", "news@example.com")
     assert not [path for path in asked if any(sign in path for sign in signs)]
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +25,14 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "fetch": {"timeout": 10.0, "allowed_networks": ["127.0.0.0/8"]},
     "extract": {"workers": 1},
 }
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FeedServer]:
+    """A server of this module's own, in place of the session's: the runs here ask for fault
+    routes that other modules count requests to."""
+    with FeedServer() as running:
+        yield running
 
 
 @dataclass(frozen=True)
@@ -110,10 +118,3 @@ def test_waiting_runs_end_as_one_run(with_wait: Both, without_wait: Both) -> Non
     reference: tuple[Stories, frozenset[str], int] = normalised(without_wait.workspace.export())
     assert normalised(with_wait.workspace.export()) == reference
     assert with_wait.workspace.run("check").stdout == "store ok\n"
-
-
-def test_a_lock_file_left_by_a_killed_run_does_not_block(tmp_path: Path) -> None:
-    """The lock is held by a live process, not by a file: a stale lock file stops nothing."""
-    workspace = Workspace.create(tmp_path)
-    Path(f"{workspace.db}.lock").write_text("12345\n", encoding="utf-8")
-    assert workspace.run("run").returncode == 0
