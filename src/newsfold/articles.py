@@ -21,6 +21,7 @@ from newsfold.robots import RobotsPolicy
 from newsfold.urls import canonicalize_url
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+PAGES_AHEAD_PER_WORKER = 4
 # Longer than any news article (the longest run to ~120,000): a hostile page or feed item of
 # megabytes of text is cut here, so its fingerprint (~150 bytes of memory per character) and its
 # row stay bounded.
@@ -64,6 +65,9 @@ class ArticleMaker:
         self.report = report
         # One download per URL per run, however many feeds list it.
         self._pages: dict[str, asyncio.Task[PageOutcome]] = {}
+        # Pages between download and extraction: downloads run a little ahead of the workers,
+        # and memory holds a few page bodies, not every page the run will see.
+        self._in_flight = asyncio.Semaphore(PAGES_AHEAD_PER_WORKER * pool.workers)
 
     async def make(
         self, feed: FeedState, entries: Sequence[Entry], known: set[str], edited: set[str]
@@ -96,6 +100,10 @@ class ArticleMaker:
         return self._pages[url]
 
     async def _download_and_extract(self, url: str) -> PageOutcome:
+        async with self._in_flight:
+            return await self._page_outcome(url)
+
+    async def _page_outcome(self, url: str) -> PageOutcome:
         try:
             if self.settings.fetch.respect_robots and not await self.robots.allowed(url):
                 raise PageSkipped(f"{url}: disallowed by robots.txt", "robots")

@@ -77,6 +77,7 @@ from newsfold.store.schema import (
 
 T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_S = 60
+LEASE_BATCH = 8  # feeds leased per transaction: fewer round trips, still fair between workers
 MIGRATION_LOCK = 0x6E657773666F6C64  # "newsfold": workers starting at once migrate one by one
 LOCK_BUCKETS = 1 << 20  # dedup keys share a lock row only by chance: 58 keys an article
 # PostgreSQL's SQLSTATEs for a transaction it aborted so another could go on: run it again.
@@ -232,7 +233,7 @@ class SqlStore:
     def lease_due_feeds(
         self, now: datetime, *, include_all: bool, worker: str, lease: timedelta
     ) -> Iterator[FeedState]:
-        """Due feeds, each leased to `worker` one at a time so several workers share the list.
+        """Due feeds, leased to `worker` a few at a time so several workers share the list.
 
         `now` is the run's start: it decides which feeds are due. A lease runs from the moment
         it is taken (`now` plus the time since the first lease), so a feed leased late in a long
@@ -247,22 +248,22 @@ class SqlStore:
                 # --all: every feed not yet checked in this run (one started at `now`).
                 unchecked = or_(feeds.c.last_checked.is_(None), feeds.c.last_checked < now)
                 where = and_(unchecked, free) if include_all else and_(due, free)
-                row = conn.execute(
+                rows = conn.execute(
                     select(feeds)
                     .where(where)
                     .order_by(feeds.c.next_check.is_not(None), feeds.c.next_check, feeds.c.id)
-                    .limit(1)
+                    .limit(LEASE_BATCH)
                     .with_for_update(skip_locked=True)
-                ).first()
-                if row is None:
+                ).all()
+                if not rows:
                     return
                 conn.execute(
                     update(feeds)
-                    .where(feeds.c.id == row.id)
+                    .where(feeds.c.id.in_([row.id for row in rows]))
                     .values(lease_owner=worker, lease_expires=at + lease)
                 )
-                self._worker_seen(conn, worker, at, leased=1)
-            yield _feed_state(row._mapping)
+                self._worker_seen(conn, worker, at, leased=len(rows))
+            yield from (_feed_state(row._mapping) for row in rows)
 
     def _worker_seen(self, conn: Connection, worker: str, at: datetime, leased: int) -> None:
         seen = self._dialect_insert(workers).values(
