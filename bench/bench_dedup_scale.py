@@ -10,13 +10,17 @@ seen within the dedup window: the worst case, as `prune_dedup` keeps only the wi
 The first rows are real: corpus texts (their true text) with their fingerprints, band keys and
 text hashes; the bulk reuses the fingerprints of 1,000 generated texts with random band keys
 (distinct texts share no band). The bulk goes in with executemany in transactions of 20,000
-articles, indexes dropped and made again afterwards. Then, in a fresh process, `--new` articles
+articles, indexes dropped and made again afterwards. Then, in a fresh process that first reads
+the store file once (so the OS caches it, as it would a store in daily use), `--new` articles
 are saved through `SqlStore.record_feed` with `pipeline.Folder`, 10 per feed transaction, the
 fingerprints made beforehand as the pipeline's worker pool makes them: a third of them are
 syndicated copies of stored corpus texts (tests/syndicate.py), so candidates exist and are
-verified; the rest are new texts. Printed per size: µs per article (all of record_feed), of which
-the fold decision (exact-text query, candidate query, verification), candidates per article,
-copies folded, and the measuring process's RSS before and after (VmRSS) and its peak (VmHWM).
+verified; the rest are new texts. The sizes take turns, --rounds times. Printed per measurement,
+in µs per article: wall and CPU time of record_feed (the process has one thread and SQLite works
+in it, so CPU time is the work's cost whatever else the machine runs), of which the fold decision
+(exact-text and candidate queries, verification), the rest being inserts and commit; candidates
+per article, copies folded, the process's RSS before and after (VmRSS) and its peak (VmHWM);
+then the medians of both sizes and their ratio, and the wall time of each kind of statement.
 With --dir the filled stores are kept there and reused (the measured rows are deleted after).
 
 **Share.** The labelled set of bench/bench_fold_e2e.py (corpus pages, syndicated copies, trap
@@ -39,7 +43,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import cycle, islice
@@ -50,6 +55,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package
 
+from bench_workers import StatementLog
 from common import CorpusServer, Route, TreeUsage, machine_line, mb, run_in_process
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.schema import CreateIndex, Index
@@ -211,11 +217,29 @@ def _band_rows(
 
 
 @dataclass(slots=True)
+class Spent:
+    """Wall and CPU seconds (the measuring process has one thread: SQLite works in it, so its
+    CPU time is what the work costs, whatever else the machine runs)."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    @contextmanager
+    def timing(self) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall += time.perf_counter() - wall
+            self.cpu += time.process_time() - cpu
+
+
+@dataclass(slots=True)
 class FoldClock:
     """Time spent in the fold decision, and in the store's two dedup queries within it."""
 
-    fold: float = 0.0
-    queries: float = 0.0
+    fold: Spent = field(default_factory=Spent)
+    queries: Spent = field(default_factory=Spent)
     candidates: int = 0
 
 
@@ -227,16 +251,12 @@ class TimedIndex:
         self.clock = clock
 
     def story_with_text(self, content_hash: str, exclude_article: int) -> int | None:
-        started = time.perf_counter()
-        try:
+        with self.clock.queries.timing():
             return self.index.story_with_text(content_hash, exclude_article)
-        finally:
-            self.clock.queries += time.perf_counter() - started
 
     def candidates(self, band_keys: Sequence[int], since: datetime) -> list[Candidate]:
-        started = time.perf_counter()
-        found = self.index.candidates(band_keys, since)
-        self.clock.queries += time.perf_counter() - started
+        with self.clock.queries.timing():
+            found = self.index.candidates(band_keys, since)
         self.clock.candidates += len(found)
         return found
 
@@ -249,11 +269,8 @@ class TimedFolder:
         self.clock = clock
 
     def __call__(self, article_id: int, article: Article, index: DedupIndex) -> Fold:
-        started = time.perf_counter()
-        try:
+        with self.clock.fold.timing():
             return self.folder(article_id, article, TimedIndex(index, self.clock))
-        finally:
-            self.clock.fold += time.perf_counter() - started
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,19 +301,19 @@ def new_articles(count: int) -> list[NewArticle]:
 class ScaleResult:
     stored: int
     articles: int = 0
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0  # this process's CPU time: SQLite works in it, so load matters less
+    total: Spent = field(default_factory=Spent)  # all of record_feed
     clock: FoldClock = field(default_factory=FoldClock)
     copies: int = 0
     copies_folded: int = 0
     rss_before: int = 0
     rss_after: int = 0
     peak_rss: int = 0
-    batch_us: list[float] = field(default_factory=list)
+    statements: dict[str, float] = field(default_factory=dict)  # seconds by statement kind
 
 
 def measure(path: Path, stored: int, count: int) -> ScaleResult:
     """Save `count` new articles into the filled store at `path` (run in a fresh process)."""
+    read_through(path)
     items = new_articles(WARM_UP + count)
     prints = {a.url: dedup.fingerprint(a.text, SETTINGS.dedup) for a in items}
     store = SqlStore(f"sqlite:///{path}")
@@ -306,24 +323,35 @@ def measure(path: Path, stored: int, count: int) -> ScaleResult:
     result = ScaleResult(stored, rss_before=_status_kib("VmRSS") * 1024)
     batches = [items[i : i + PER_FEED] for i in range(0, len(items), PER_FEED)]
     warm = WARM_UP // PER_FEED
+    log = StatementLog()
+    log.attach(store)
     for number, batch in enumerate(batches):
-        clock = result.clock if number >= warm else FoldClock()
-        started, cpu = time.perf_counter(), time.process_time()
-        commit = _save(store, feed_id, batch, prints, clock, now)
+        if number == warm:
+            log.reset()
         if number < warm:
+            _save(store, feed_id, batch, prints, FoldClock(), now)
             continue
-        spent = time.perf_counter() - started
-        result.seconds += spent
-        result.cpu_seconds += time.process_time() - cpu
-        result.batch_us.append(spent / len(batch) * 1e6)
+        with result.total.timing():
+            commit = _save(store, feed_id, batch, prints, result.clock, now)
         result.articles += len(batch)
         result.copies += sum(a.copy for a in batch)
         result.copies_folded += len(batch) - commit
+    result.statements = dict(log.seconds)
     result.rss_after = _status_kib("VmRSS") * 1024
     result.peak_rss = _status_kib("VmHWM") * 1024
     store.close()
     _delete_new_rows(path, stored)
     return result
+
+
+def read_through(path: Path) -> None:
+    """Read the whole file once, so the OS caches it as it would a store in daily use: what is
+    measured is the database's work, not the disk's first reads. One buffer, reused: the
+    process's RSS does not grow."""
+    buffer = bytearray(1 << 20)
+    with path.open("rb", buffering=0) as file:
+        while file.readinto(buffer):
+            pass
 
 
 def _save(
@@ -380,8 +408,8 @@ def _status_kib(field_name: str) -> int:
     return 0
 
 
-def scale(sizes: Sequence[int], count: int, directory: Path) -> None:
-    results: list[tuple[ScaleResult, TreeUsage, float | None]] = []
+def scale(sizes: Sequence[int], count: int, directory: Path, rounds: int) -> None:
+    """Fill a store per size (unless kept), then measure the sizes in turn, `rounds` times."""
     for stored in sizes:
         path = directory / f"stored-{stored}.db"
         ready = path.with_suffix(".ready")
@@ -390,49 +418,71 @@ def scale(sizes: Sequence[int], count: int, directory: Path) -> None:
             path.unlink(missing_ok=True)
             fill_seconds, _usage = run_in_process(fill, path, stored, datetime.now(UTC))
             ready.touch()
-        result, usage = run_in_process(measure, path, stored, count)
-        size = path.stat().st_size
-        print(f"stored {stored:,}: store file {mb(size)}" + _filled(fill_seconds), flush=True)
-        results.append((result, usage, fill_seconds))
-    print_scale([r for r, _u, _f in results])
+        filled = f", filled in {fill_seconds:.0f} s" if fill_seconds else " (kept from before)"
+        print(f"stored {stored:,}: store file {mb(path.stat().st_size)}{filled}", flush=True)
+    results = [
+        run_in_process(measure, directory / f"stored-{stored}.db", stored, count)[0]
+        for _ in range(rounds)
+        for stored in sizes
+    ]
+    print_scale(sorted(results, key=lambda r: r.stored), sizes)
 
 
-def _filled(seconds: float | None) -> str:
-    return f", filled in {seconds:.0f} s" if seconds is not None else " (kept from before)"
+def _per_article(results: Sequence[ScaleResult], value: Callable[[ScaleResult], float]) -> float:
+    """The median over `results` of value / articles, in µs."""
+    return float(statistics.median(value(r) / r.articles * 1e6 for r in results))
 
 
-def print_scale(results: Sequence[ScaleResult]) -> None:
+MEASURES: dict[str, Callable[[ScaleResult], float]] = {
+    "wall": lambda r: r.total.wall,
+    "CPU": lambda r: r.total.cpu,
+    "fold decision CPU": lambda r: r.clock.fold.cpu,
+    "of which queries CPU": lambda r: r.clock.queries.cpu,
+    "verification CPU": lambda r: r.clock.fold.cpu - r.clock.queries.cpu,
+    "inserts and commit CPU": lambda r: r.total.cpu - r.clock.fold.cpu,
+}
+
+
+def print_scale(results: Sequence[ScaleResult], sizes: Sequence[int]) -> None:
+    first = results[0]
     print(
-        f"\nSaving {results[0].articles} new articles, {PER_FEED} per feed transaction "
-        f"({results[0].copies} copies of stored texts)\n"
+        f"\nSaving {first.articles} new articles, {PER_FEED} per feed transaction "
+        f"({first.copies} copies of stored texts), each size measured in turn; µs per article\n"
     )
+    names = list(MEASURES)
     print(
-        "| stored | µs/article (mean) | median of batches | p90 | CPU µs/article | "
-        "fold decision µs | of which queries µs | verify µs | insert+commit µs | "
-        "candidates/article | copies folded | RSS before | RSS after | peak RSS |"
+        "| stored | " + " | ".join(names) + " | candidates | copies folded | "
+        "RSS before | RSS after | peak RSS |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|" + "---|" * (len(names) + 5))
     for r in results:
-        n = r.articles
-        fold, queries = r.clock.fold / n * 1e6, r.clock.queries / n * 1e6
-        total = r.seconds / n * 1e6
+        cells = [f"{_per_article([r], MEASURES[name]):.0f}" for name in names]
         print(
-            f"| {r.stored:,} | {total:.0f} | {statistics.median(r.batch_us):.0f} | "
-            f"{statistics.quantiles(r.batch_us, n=10)[-1]:.0f} | {r.cpu_seconds / n * 1e6:.0f} | "
-            f"{fold:.0f} | {queries:.0f} | "
-            f"{fold - queries:.0f} | {total - fold:.0f} | {r.clock.candidates / n:.2f} | "
-            f"{r.copies_folded}/{r.copies} | {mb(r.rss_before)} | {mb(r.rss_after)} | "
+            f"| {r.stored:,} | " + " | ".join(cells) + f" | {r.clock.candidates / r.articles:.2f} "
+            f"| {r.copies_folded}/{r.copies} | {mb(r.rss_before)} | {mb(r.rss_after)} | "
             f"{mb(r.peak_rss)} |"
         )
-    first, last = results[0], results[-1]
-    ratio = (last.seconds / last.articles) / (first.seconds / first.articles)
-    cpu_ratio = (last.cpu_seconds / last.articles) / (first.cpu_seconds / first.articles)
-    fold_ratio = (last.clock.fold / last.articles) / (first.clock.fold / first.articles)
-    print(
-        f"\n{last.stored:,} vs {first.stored:,} stored: {ratio:.2f}x wall per article, "
-        f"{cpu_ratio:.2f}x CPU (fold decision {fold_ratio:.2f}x); peak RSS {mb(last.peak_rss)} vs "
-        f"{mb(first.peak_rss)}\n"
-    )
+    by_size = {size: [r for r in results if r.stored == size] for size in sizes}
+    small, large = by_size[sizes[0]], by_size[sizes[-1]]
+    print(f"\nMedians, {sizes[-1]:,} vs {sizes[0]:,} stored, µs per article:")
+    for name, value in MEASURES.items():
+        low, high = _per_article(small, value), _per_article(large, value)
+        print(f"  {name}: {low:.0f} vs {high:.0f} ({high / low:.2f}x)")
+    peak = {size: max(r.peak_rss for r in rs) for size, rs in by_size.items()}
+    print(f"  peak RSS of the measuring process: {mb(peak[sizes[0]])} vs {mb(peak[sizes[-1]])}\n")
+    kinds = {kind for r in results for kind in r.statements}
+    ranked = sorted(kinds, key=lambda kind: -first.statements.get(kind, 0.0))
+    print("Wall µs per article by statement, medians (the rest: Python, COMMIT)\n")
+    print("| statement | " + " | ".join(f"{size:,} stored" for size in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    for kind in ranked[:10]:
+        cells = [statement_us(rs, kind) for rs in by_size.values()]
+        print(f"| {kind} | " + " | ".join(cells) + " |")
+    print()
+
+
+def statement_us(results: Sequence[ScaleResult], kind: str) -> str:
+    return f"{_per_article(results, lambda r: r.statements.get(kind, 0.0)):.0f}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -556,7 +606,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["scale", "share", "both"], default="both")
     parser.add_argument("--stored", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--new", type=int, default=1_000, help="new articles saved per size")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each variant (share)")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of each size/variant")
     parser.add_argument("--dir", type=Path, help="keep the filled stores here and reuse them")
     args = parser.parse_args()
     print(machine_line() + "\n")
@@ -564,7 +614,7 @@ def main() -> None:
         directory = args.dir or Path(scratch)
         directory.mkdir(parents=True, exist_ok=True)
         if args.part in ("scale", "both"):
-            scale(args.stored, args.new, directory)
+            scale(args.stored, args.new, directory, args.rounds)
         if args.part in ("share", "both"):
             share(args.rounds, Path(scratch))
 
