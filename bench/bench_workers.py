@@ -2,7 +2,7 @@
 the store holds 10,000 or 1,000,000 articles.
 
     .venv/bin/python bench/bench_workers.py                      # both parts
-    .venv/bin/python bench/bench_workers.py --part throughput --workers 1 2 4
+    .venv/bin/python bench/bench_workers.py --part throughput --workers 1 2 4 --workload pages
     .venv/bin/python bench/bench_workers.py --part dedup --stored 10000 1000000
 
 PostgreSQL is NEWSFOLD_TEST_PG (default postgresql://root@127.0.0.1:5432/test).
@@ -212,10 +212,13 @@ def run_workers(config: Path, db: str, count: int) -> tuple[float, float]:
     return wall, sum(u.root_cpu + u.other_cpu for u in usages)
 
 
-def throughput(web: Web, counts: Sequence[int]) -> None:
+def throughput(web: Web, counts: Sequence[int], only: str | None) -> None:
     with CorpusServer(hosts=HOSTS) as server:
-        for workload in workloads(web, server):
-            server.serve(workload.routes)
+        loads = workloads(web, server)
+        server.serve([route for workload in loads for route in workload.routes])  # once only
+        for workload in loads:
+            if only and workload.name != only:
+                continue
             results = []
             for count in counts:
                 with fresh_schema() as schema, tempfile.TemporaryDirectory() as tmp:
@@ -499,7 +502,10 @@ def print_dedup(results: list[DedupResult]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["throughput", "dedup", "both"], default="both")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2, 1, 2], help="runs, in this order"
+    )
+    parser.add_argument("--workload", choices=["feed text", "pages"], help="only this one")
     parser.add_argument("--stored", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--keep", action="store_true", help="keep the bulk-loaded schemas")
     args = parser.parse_args()
@@ -507,7 +513,7 @@ def main() -> None:
     web = generate_web(SEED)
     print(f"web: {len(web.docs)} articles in {len(web.feeds)} feeds, {len(web.groups())} stories")
     if args.part in ("throughput", "both"):
-        throughput(web, args.workers)
+        throughput(web, args.workers, args.workload)
     if args.part in ("dedup", "both"):
         results = [r for stored in args.stored for r in measure_dedup(web, stored, args.keep)]
         print_dedup(results)
