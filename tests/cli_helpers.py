@@ -4,6 +4,12 @@
     done = ws.run("run", "--all")           # CompletedProcess: returncode, stdout, stderr
     ws.feeds()                              # `feeds list --json`, by feed URL
     ws.export()                             # `export --format jsonl`, parsed
+    ws.run_measured("run")                  # also wall time, peak RSS and PSS of its processes
+    process = ws.start("run")               # a Popen, to kill or race; finish(process, timeout)
+    normalised(ws.export())                 # what two runs must agree on
+
+`Workspace.create(..., audit_connections=True)` logs every connect() and getaddrinfo() of the
+run's processes (`ws.connections()`), to prove an address was never dialled.
 
 Every process gets its own XDG directories and none of the caller's NEWSFOLD_* variables, so the
 config file and --db given here are the only settings in force. Processes start in a session of
