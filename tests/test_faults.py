@@ -389,11 +389,6 @@ def test_windows_1252_bytes_declared_utf8_keep_their_accents(fault_run: FaultRun
     assert fault_run.article(url)["title"] == "Müller's café \u2013 naïve résumé"
 
 
-@pytest.mark.xfail(
-    reason="articles.ArticleMaker._article: `... or entry.published` stores the suspect date"
-    " it had just dropped",
-    strict=True,
-)
 def test_implausible_dates_are_not_kept_as_publication_dates(fault_run: FaultRun) -> None:
     """Items dated 1970 and 2999 land, but without those dates."""
     for key in ("date-1970", "date-2999"):

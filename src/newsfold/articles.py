@@ -139,6 +139,7 @@ class ArticleMaker:
             kind = outcome.kind or "short"
             self.report.pages_skipped[kind] = self.report.pages_skipped.get(kind, 0) + 1
         canonical = canonicalize_url(page.canonical_url) if page and page.canonical_url else None
+        # A date in 1970 or 2999 stays on the entry, flagged, never on the article.
         published = entry.published if not entry.date_suspect else None
         return Article(
             url=canonical or link,
@@ -147,7 +148,7 @@ class ArticleMaker:
             title=entry.title or (page.title if page else None),
             text=text,
             text_source="page" if use_page else "feed",
-            published=published or (page.published if page else None) or entry.published,
+            published=published or (page.published if page else None),
             author=entry.author or (page.author if page else None),
             site_name=page.site_name if page else None,
             language=page.language if page else None,
