@@ -143,7 +143,7 @@ def print_feeds(feeds: list[FeedState]) -> None:
         Column("next check", no_wrap=True),
     )
     for feed in feeds:
-        label = Text(feed.name or feed.url)
+        label = Text(f"{feed.name}\n{feed.url}" if feed.name else feed.url)
         if feed.last_error:
             label.append(f"\n{feed.last_error} (x{feed.error_count})", style="red")
         table.add_row(feed.status, label, str(feed.entries), _short_time(feed.next_check))
