@@ -378,11 +378,6 @@ def test_a_wrong_declared_encoding_is_overruled_by_the_bytes(
     assert fault_run.article(url)["title"] == "Müller's café \u2013 naïve résumé"
 
 
-@pytest.mark.xfail(
-    reason="parse.decode_body: a body declared UTF-8 that is not is handed to charset_normalizer,"
-    " which reads this Windows-1252 feed as a Baltic code page",
-    strict=True,
-)
 def test_windows_1252_bytes_declared_utf8_keep_their_accents(fault_run: FaultRun) -> None:
     """Windows-1252 bytes under a UTF-8 declaration are read as Windows-1252."""
     (url,) = fault_run.articles_of("/fault/wrong-encoding/utf8-declared")

@@ -57,7 +57,6 @@ _SAFE_ENTITY = re.compile(  # a plain-text value or one character reference, not
 )
 _ITEM_END = re.compile(r"</(?:item|entry)\s*>")
 _PREFIXED_CONTAINER = re.compile(r"<([A-Za-z_][\w.-]*):(?:item|entry|channel)\b")
-_NOT_ASCII_OR_REPLACEMENT = re.compile("[^\x00-\x7f\ufffd]")
 
 _SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -180,6 +179,17 @@ def _declared_encodings(body: bytes, content_type: str | None) -> list[str]:
     return names
 
 
+def _windows_1252_bytes(error: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: bytes that are not UTF-8 read as Windows-1252."""
+    assert isinstance(error, UnicodeDecodeError)
+    bad = error.object[error.start : error.end]
+    return bad.decode("windows-1252", "replace"), error.end
+
+
+_WINDOWS_1252_FALLBACK = "newsfold-windows-1252"
+codecs.register_error(_WINDOWS_1252_FALLBACK, _windows_1252_bytes)
+
+
 def _decode_as(body: bytes, name: str) -> str | None:
     """Decode with a declared charset, or None if it does not fit the bytes."""
     name = name.strip().lower()
@@ -189,9 +199,9 @@ def _decode_as(body: bytes, name: str) -> str | None:
         codec = codecs.lookup(name).name
     except LookupError:
         return None
-    if codec == "utf-8":  # a few stray bytes in a real UTF-8 feed: keep the rest
-        text = body.decode("utf-8", "replace")
-        return text if _NOT_ASCII_OR_REPLACEMENT.search(text) else None
+    if codec == "utf-8":
+        # Declared UTF-8 but not: legacy systems write Windows-1252, byte by byte, in between.
+        return body.decode("utf-8", _WINDOWS_1252_FALLBACK)
     try:
         return body.decode(codec)
     except UnicodeDecodeError:
