@@ -16,8 +16,9 @@ import trafilatura
 from sqlalchemy import select
 
 from newsfold import pipeline
+from newsfold.articles import ArticleMaker, MadeArticles
 from newsfold.config import Settings
-from newsfold.model import FeedSource, RunReport
+from newsfold.model import FeedSource, FeedState, RunReport
 from newsfold.parse import parse_feed
 from newsfold.store import Store, schema
 from newsfold.store.sql import SqlStore
@@ -200,3 +201,45 @@ def test_same_article_from_two_feeds_is_one(
     assert site.count("/shared/story.html") == 1
     assert store.stats()["articles"] == 1
     assert {f.entries for f in store.feeds()} == {1}
+
+
+def test_a_bug_in_one_feed_spares_the_others(
+    site: FeedServer, settings: Settings, store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception while handling one feed is stored on that feed as an internal
+    error; the other feeds of the run land."""
+    good = site.add("/bug/good.xml", rss([("Fine", site.url("/bug/fine.html"), "Fine text.")]))
+    bad = site.add("/bug/bad.xml", rss([("Boom", site.url("/bug/boom.html"), "Boom text.")]))
+    original = ArticleMaker.make
+
+    async def make_or_fail(self: ArticleMaker, feed: FeedState, *args: object) -> MadeArticles:
+        if feed.url == bad:
+            raise RuntimeError("simulated bug")
+        return await original(self, feed, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ArticleMaker, "make", make_or_fail)
+    store.sync_feeds([FeedSource(good), FeedSource(bad)], NOW)
+    report = run(settings.replace("extract", fetch_pages=False), store)
+    assert (report.feeds_ok, report.feeds_failed) == (1, 1)
+    states = {f.url: f for f in store.feeds()}
+    assert states[bad].status == "error" and states[bad].error_kind == "internal"
+    assert states[bad].last_error == f"{bad}: internal error: RuntimeError: simulated bug"
+    assert states[good].status == "ok" and store.stats()["articles"] == 1
+
+
+def test_entries_past_the_cap_wait_for_the_next_run(
+    site: FeedServer, settings: Settings, store: SqlStore
+) -> None:
+    """A feed with more new entries than fetch.max_new_per_feed stores the cap, reports the
+    rest as deferred, and they arrive on the next run."""
+    items = [(f"Item {i}", site.url(f"/cap/{i}.html"), f"Text of item {i}.") for i in range(25)]
+    feed = site.add("/cap/feed.xml", rss(items))
+    store.sync_feeds([FeedSource(feed)], NOW)
+    settings = settings.replace("extract", fetch_pages=False).replace("fetch", max_new_per_feed=10)
+    first = run(settings, store)
+    assert (first.entries_new, first.entries_deferred) == (10, 15)
+    second = run(settings, store)
+    assert (second.entries_new, second.entries_deferred) == (10, 5)
+    third = run(settings, store)
+    assert (third.entries_new, third.entries_deferred) == (5, 0)
+    assert store.stats()["articles"] == 25

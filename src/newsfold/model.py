@@ -146,6 +146,7 @@ class RunReport:
     feeds_failed: int = 0
     failures_by_kind: dict[str, int] = field(default_factory=dict)
     entries_new: int = 0
+    entries_deferred: int = 0  # new entries past fetch.max_new_per_feed, left for the next run
     articles_new: int = 0
     articles_from_feed_text: int = 0
     stories_new: int = 0

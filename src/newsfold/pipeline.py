@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 from newsfold import dedup, schedule
 from newsfold.articles import ArticleMaker
 from newsfold.config import DedupSettings, Settings
-from newsfold.errors import ExtractError, FetchError, ParseError
+from newsfold.errors import ExtractError, FetchError, ParseError, StoreError
 from newsfold.extract import ExtractPool
 from newsfold.fetch import Fetcher
 from newsfold.model import Article, Entry, FeedState, FetchResult, ParsedFeed, RunReport
@@ -34,6 +35,7 @@ from newsfold.urls import canonicalize_url
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
+log = logging.getLogger("newsfold")
 FEED_BACKLOG_FACTOR = 10  # parse this many times the per-run cap, so deferred entries come later
 
 
@@ -163,8 +165,16 @@ class _FeedRunner:
                 await self._record_parsed(feed, result, parsed)
                 self.report.feeds_ok += 1
         except (FetchError, ParseError, ExtractError) as exc:
-            await self._record_failure(feed, exc)
+            retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+            await self._record_failure(feed, str(exc), exc.kind, exc.transient, retry_after)
             return str(exc)
+        except StoreError:
+            raise  # the store itself failed: no feed can be recorded, the run stops
+        except Exception as exc:  # a bug costs this feed's check, never the run
+            log.debug("%s: unexpected error", feed.url, exc_info=True)
+            message = f"{feed.url}: internal error: {type(exc).__name__}: {exc}"
+            await self._record_failure(feed, message, "internal", True, None)
+            return message
         return None
 
     async def _parse(self, feed: FeedState, result: FetchResult) -> ParsedFeed:
@@ -185,26 +195,25 @@ class _FeedRunner:
             raise ParseError(feed.url, exc.cause) from None
 
     async def _record_failure(
-        self, feed: FeedState, exc: FetchError | ParseError | ExtractError
+        self, feed: FeedState, error: str, kind: str, transient: bool, retry_after: float | None
     ) -> None:
         now = self.clock()
-        retry_after = exc.retry_after if isinstance(exc, FetchError) else None
         next_check = schedule.next_check_after_failure(
             now,
             self.settings.schedule,
             url=feed.url,
             error_count=feed.error_count + 1,
-            transient=exc.transient,
+            transient=transient,
             retry_after_seconds=retry_after,
         )
         self.report.feeds_failed += 1
-        self.report.count_failure(exc.kind)
+        self.report.count_failure(kind)
         update = FeedUpdate(
             feed.id,
             now,
             next_check,
-            error=str(exc),
-            error_kind=exc.kind,
+            error=error,
+            error_kind=kind,
             etag=feed.etag,
             last_modified=feed.last_modified,
             body_hash=feed.body_hash,
@@ -246,6 +255,7 @@ class _FeedRunner:
         made = await self.articles.make(feed, taken, stored, edited)
         now = self.clock()
         self.report.entries_new += sum(1 for e in taken if e.key not in known)
+        self.report.entries_deferred += deferred
         dates = [e.published for e in parsed.entries if e.published and not e.date_suspect]
         rate = schedule.publishing_interval(dates, now)
         next_check = schedule.next_check_after_success(

@@ -79,6 +79,8 @@ def summary_line(report: RunReport) -> str:
         f"{report.articles_new} new articles, {report.stories_new} new stories "
         f"in {report.seconds:.1f} s"
     )
+    if report.entries_deferred:
+        line += f", {report.entries_deferred} entries left for the next run"
     return line + (" (stopped at --max-time)" if report.stopped_early else "")
 
 
@@ -127,6 +129,11 @@ def metrics_text(report: RunReport, stats: dict[str, Any], finished: datetime) -
             _by_label("kind", report.failures_by_kind),
         ),
         ("run_entries_new", "New feed entries seen by the last run.", [("", report.entries_new)]),
+        (
+            "run_entries_deferred",
+            "New entries past fetch.max_new_per_feed, left for the next run.",
+            [("", report.entries_deferred)],
+        ),
         ("run_articles_new", "Articles added by the last run.", [("", report.articles_new)]),
         (
             "run_pages_skipped",
