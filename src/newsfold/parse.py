@@ -187,6 +187,7 @@ def _windows_1252_bytes(error: UnicodeError) -> tuple[str, int]:
 
 
 _WINDOWS_1252_FALLBACK = "newsfold-windows-1252"
+MAX_SUMMARY_CHARS = 200_000
 codecs.register_error(_WINDOWS_1252_FALLBACK, _windows_1252_bytes)
 
 
@@ -482,7 +483,8 @@ def _make_entry(
 ) -> Entry | None:
     guid = guid.strip() if isinstance(guid, str) and guid.strip() else None
     canonical = canonicalize_url(link, base) if isinstance(link, str) and link.strip() else None
-    summary = max((_text(value, is_html) or "" for value, is_html in bodies), key=len) or None
+    longest = max((_text(value, is_html) or "" for value, is_html in bodies), key=len)
+    summary = longest[:MAX_SUMMARY_CHARS] or None  # a 14 MB description is no summary
     key = guid or canonical or _content_key(title, summary)
     if key is None:
         return None
