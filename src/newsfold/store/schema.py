@@ -28,6 +28,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     select,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -116,7 +117,9 @@ articles = Table(
     Column("story_id", Integer, ForeignKey("stories.id")),
     Column("similarity", Float),
     Index("ix_articles_story_id", "story_id"),
-    Index("ix_articles_content_hash", "content_hash"),
+    # The exact-text lookup wants the first article with a hash: (hash, id) serves both at once,
+    # where an index on the hash alone lets the planner walk the primary key instead.
+    Index("ix_articles_text_first", "content_hash", "id"),
     Index("ix_articles_first_seen", "first_seen"),
 )
 
@@ -155,7 +158,10 @@ dedup_bands = Table(
     Column("article_id", Integer, nullable=False),
     # Unix seconds: dozens of rows per article, and an integer costs nothing to convert.
     Column("seen_at", BigInteger, nullable=False),
-    Index("ix_dedup_bands_key", "band_key"),
+    # Candidates: the keys' rows within the window, read from the index alone. Every row is in
+    # the window (older ones are pruned), so an index on seen_at alone must never tempt the
+    # planner: on a new store without statistics it did, at a full scan per article.
+    Index("ix_dedup_bands_lookup", "band_key", "seen_at", "article_id"),
     Index("ix_dedup_bands_seen_at", "seen_at"),
 )
 
@@ -209,6 +215,18 @@ dedup_locks = Table(
 )
 
 
+def _lookup_indexes(conn: Connection) -> None:
+    """Stores made before the lookup indexes: swap the single-column ones for them."""
+    for name in ("ix_dedup_bands_key", "ix_articles_content_hash"):
+        conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+    for table, name in (
+        (dedup_bands, "ix_dedup_bands_lookup"),
+        (articles, "ix_articles_text_first"),
+    ):
+        index = next(i for i in table.indexes if i.name == name)
+        index.create(conn, checkfirst=True)
+
+
 def _create(*tables: Table) -> Callable[[Connection], None]:
     def create(conn: Connection) -> None:
         metadata.create_all(conn, tables=list(tables))
@@ -221,6 +239,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create(feeds, stories, articles, entries, fingerprints, dedup_bands, robots, runs),
     _create(workers, host_slots),
     _create(dedup_locks),
+    _lookup_indexes,
 ]
 LATEST = len(MIGRATIONS)
 

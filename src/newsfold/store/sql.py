@@ -901,7 +901,9 @@ def _make_engine(url: str) -> Engine:
             _configure_sqlite(engine)
             return engine
         if url.startswith("postgresql+psycopg://"):
-            return create_engine(url, pool_pre_ping=True)
+            # No server-side prepared statements: a plan cached while the tables were small (a new
+            # store has no statistics yet) would scan them whole once they have grown.
+            return create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None})
     except (SQLAlchemyError, DBAPIError, OSError, ImportError) as exc:
         raise StoreError(f"cannot open the store {url}: {_first_line(exc)}") from exc
     raise StoreError(f"unsupported --db URL {url!r}: use sqlite:///PATH or postgresql://…")
