@@ -158,11 +158,8 @@ dedup_bands = Table(
     Column("article_id", Integer, nullable=False),
     # Unix seconds: dozens of rows per article, and an integer costs nothing to convert.
     Column("seen_at", BigInteger, nullable=False),
-    # Candidates: the keys' rows within the window, read from the index alone. Every row is in
-    # the window (older ones are pruned), so an index on seen_at alone must never tempt the
-    # planner: on a new store without statistics it did, at a full scan per article.
-    Index("ix_dedup_bands_lookup", "band_key", "seen_at", "article_id"),
-    Index("ix_dedup_bands_seen_at", "seen_at"),
+    Index("ix_dedup_bands_key", "band_key"),
+    Index("ix_dedup_bands_seen_at", "seen_at"),  # for pruning only: lookups are by key alone
 )
 
 robots = Table(
@@ -216,12 +213,13 @@ dedup_locks = Table(
 
 
 def _lookup_indexes(conn: Connection) -> None:
-    """Stores made before the lookup indexes: swap the single-column ones for them."""
-    for name in ("ix_dedup_bands_key", "ix_articles_content_hash"):
+    """The exact-text index on (hash, id); a store that briefly had a three-column band index
+    gets the one-column one back."""
+    for name in ("ix_articles_content_hash", "ix_dedup_bands_lookup"):
         conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
     for table, name in (
-        (dedup_bands, "ix_dedup_bands_lookup"),
         (articles, "ix_articles_text_first"),
+        (dedup_bands, "ix_dedup_bands_key"),
     ):
         index = next(i for i in table.indexes if i.name == name)
         index.create(conn, checkfirst=True)

@@ -825,12 +825,11 @@ _STORY_WITH_TEXT = (
     .order_by(articles.c.id)
     .limit(1)
 )
+# By key alone: rows past the window are pruned anyway, and a condition on seen_at would let
+# the planner of a store without statistics walk the seen_at index, every row, per article.
 _BAND_MATCHES = (
     select(dedup_bands.c.article_id)
-    .where(
-        dedup_bands.c.band_key.in_(bindparam("keys", expanding=True)),
-        dedup_bands.c.seen_at >= bindparam("since"),
-    )
+    .where(dedup_bands.c.band_key.in_(bindparam("keys", expanding=True)))
     .distinct()
 )
 _CANDIDATES = (
@@ -863,10 +862,11 @@ class _DedupView:
         # Copies of one story share band keys: locking the keys serialises exactly the workers
         # that could otherwise each open a story for the same text.
         self.locks.take(band_keys)
-        query = _CANDIDATES, {"keys": list(band_keys), "since": int(since.timestamp())}
+        rows = self.conn.execute(_CANDIDATES, {"keys": list(band_keys)})
         return [
             Candidate(row.id, row.story_id, row.data, row.seen_at)
-            for row in self.conn.execute(*query)
+            for row in rows
+            if row.seen_at >= since
         ]
 
 
