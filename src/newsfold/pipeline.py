@@ -29,7 +29,7 @@ from newsfold.fetch import Fetcher
 from newsfold.model import Article, Entry, FeedState, FetchResult, ParsedFeed, RunReport
 from newsfold.parse import parse_feed
 from newsfold.robots import RobotsPolicy
-from newsfold.store import DedupIndex, FeedUpdate, Fold, HostSlots, Store
+from newsfold.store import DedupIndex, FeedCommit, FeedUpdate, Fold, HostSlots, Store
 from newsfold.store.sql import entry_hash
 from newsfold.urls import canonicalize_url
 
@@ -291,7 +291,7 @@ class _FeedRunner:
         entries: Sequence[Entry],
         articles: Sequence[Article],
         links: dict[str, str],
-    ) -> Any:
+    ) -> FeedCommit:
         texts = [a.text for a in articles]
         computed = (
             await self.pool.call("fingerprinting", url, fingerprint_all, texts, self.settings.dedup)
