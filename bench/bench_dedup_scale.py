@@ -19,8 +19,9 @@ verified; the rest are new texts. The sizes take turns, --rounds times. Printed 
 in µs per article: wall and CPU time of record_feed (the process has one thread and SQLite works
 in it, so CPU time is the work's cost whatever else the machine runs), of which the fold decision
 (exact-text and candidate queries, verification), the rest being inserts and commit; candidates
-per article, copies folded, the process's RSS before and after (VmRSS) and its peak (VmHWM);
-then the medians of both sizes and their ratio, and the wall time of each kind of statement.
+per article, copies folded, KB the process wrote (WAL and checkpoints), its RSS before and after
+(VmRSS) and its peak (VmHWM); then the medians of both sizes and their ratio, and the wall time
+of each kind of statement.
 With --dir the filled stores are kept there and reused (the measured rows are deleted after).
 
 **Share.** The labelled set of bench/bench_fold_e2e.py (corpus pages, syndicated copies, trap
@@ -321,6 +322,7 @@ class ScaleResult:
     rss_after: int = 0
     peak_rss: int = 0
     statements: dict[str, float] = field(default_factory=dict)  # seconds by statement kind
+    written: int = 0  # bytes the process wrote (write calls: WAL, checkpoints)
 
 
 def measure(path: Path, stored: int, count: int) -> ScaleResult:
@@ -343,8 +345,10 @@ def measure(path: Path, stored: int, count: int) -> ScaleResult:
         if number < warm:
             _save(store, feed_id, batch, prints, FoldClock(), now)
             continue
+        written = _written()
         with result.total.timing():
             commit = _save(store, feed_id, batch, prints, result.clock, now)
+        result.written += _written() - written
         result.articles += len(batch)
         result.copies += sum(a.copy for a in batch)
         result.copies_folded += len(batch) - commit
@@ -412,6 +416,12 @@ def _delete_new_rows(path: Path, stored: int) -> None:
     conn.close()
 
 
+def _written() -> int:
+    """Bytes this process has passed to write calls so far (/proc/self/io wchar)."""
+    with open("/proc/self/io", encoding="ascii") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("wchar:"))
+
+
 def _status_kib(field_name: str) -> int:
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
@@ -463,15 +473,16 @@ def print_scale(results: Sequence[ScaleResult], sizes: Sequence[int]) -> None:
     )
     names = list(MEASURES)
     print(
-        "| stored | " + " | ".join(names) + " | candidates | copies folded | "
+        "| stored | " + " | ".join(names) + " | candidates | copies folded | written KB | "
         "RSS before | RSS after | peak RSS |"
     )
-    print("|---|" + "---|" * (len(names) + 5))
+    print("|---|" + "---|" * (len(names) + 6))
     for r in results:
         cells = [f"{_per_article([r], MEASURES[name]):.0f}" for name in names]
         print(
             f"| {r.stored:,} | " + " | ".join(cells) + f" | {r.clock.candidates / r.articles:.2f} "
-            f"| {r.copies_folded}/{r.copies} | {mb(r.rss_before)} | {mb(r.rss_after)} | "
+            f"| {r.copies_folded}/{r.copies} | {r.written / r.articles / 1024:.0f} | "
+            f"{mb(r.rss_before)} | {mb(r.rss_after)} | "
             f"{mb(r.peak_rss)} |"
         )
     by_size = {size: [r for r in results if r.stored == size] for size in sizes}
@@ -481,6 +492,10 @@ def print_scale(results: Sequence[ScaleResult], sizes: Sequence[int]) -> None:
         low, high = _per_article(small, value), _per_article(large, value)
         print(f"  {name}: {low:.0f} vs {high:.0f} ({high / low:.2f}x)")
     peak = {size: max(r.peak_rss for r in rs) for size, rs in by_size.items()}
+    written = [
+        statistics.median(r.written / r.articles / 1024 for r in rs) for rs in (small, large)
+    ]
+    print(f"  KB written (WAL, checkpoints): {written[0]:.0f} vs {written[1]:.0f}")
     print(f"  peak RSS of the measuring process: {mb(peak[sizes[0]])} vs {mb(peak[sizes[-1]])}\n")
     kinds = {kind for r in results for kind in r.statements}
     ranked = sorted(kinds, key=lambda kind: -first.statements.get(kind, 0.0))
