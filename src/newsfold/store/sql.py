@@ -132,9 +132,18 @@ class SqlStore:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        with self._as_store_errors(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._as_store_errors(), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _as_store_errors(self) -> Iterator[None]:
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            yield
         except DatabaseError as exc:  # unreachable, locked, or not a sound SQLite file
             raise StoreError(f"{self._safe_url()}: {_first_line(exc)}") from exc
 
@@ -166,14 +175,6 @@ class SqlStore:
     def _dialect_insert(self, table: Table) -> Any:
         """INSERT for this dialect, with its ON CONFLICT clauses."""
         return (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
-
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except DatabaseError as exc:  # unreachable, locked, or not a sound SQLite file
-            raise StoreError(f"{self._safe_url()}: {_first_line(exc)}") from exc
 
     def _safe_url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
