@@ -381,7 +381,8 @@ def test_items_with_nothing_to_identify_are_skipped() -> None:
 
 
 def test_summary_is_plain_text_of_the_longer_of_content_and_summary() -> None:
-    """Tags stripped, entities decoded, whitespace collapsed, the longer text chosen."""
+    """Tags stripped, entities decoded, whitespace collapsed, one line per paragraph, the
+    longer text chosen."""
     body = rss(
         '<item xmlns:content="http://purl.org/rss/1.0/modules/content/"><title>a</title>'
         "<description>Short &amp; sweet</description>"
@@ -392,14 +393,14 @@ def test_summary_is_plain_text_of_the_longer_of_content_and_summary() -> None:
         "&lt;/p&gt;</description></item>"
     )
     first, second = parse_body(body).entries
-    assert first.summary == "The full text — with more words. Second"
+    assert first.summary == "The full text — with more words.\nSecond"
     assert second.summary == "Only a summary"
 
 
 def test_html_to_text() -> None:
-    """Block tags become spaces, inline tags vanish, comments and scripts go."""
+    """Block tags end lines, inline tags vanish, comments and scripts go."""
     html = "<div>One<br/>two</div><!-- note --><p>thr<em>ee</em> &amp; <style>p{}</style>four</p>"
-    assert html_to_text(html) == "One two three & four"
+    assert html_to_text(html) == "One\ntwo\nthree & four"
     assert html_to_text("a < b and c > d") == "a < b and c > d"
 
 

@@ -142,13 +142,15 @@ def _prolog_end(text: str) -> int:
 
 
 def html_to_text(html: str) -> str:
-    """Plain text of an HTML fragment: tags gone, entities decoded, whitespace collapsed."""
+    """Plain text of an HTML fragment: tags gone, entities decoded, one line per block."""
     if "<" in html:
         html = _strip_tags(html)
     text = unescape(html) if "&" in html else html
     if "<" in text:  # escaped markup, a common feed fault: "&lt;p&gt;..."
         text = _strip_tags(text)
-    return _SPACE.sub(" ", text).strip()
+    # Paragraphs stay lines: dedup reads facts from sentences, and a sentence ends a line.
+    lines = (_SPACE.sub(" ", line).strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -520,4 +522,5 @@ def _text(value: Any, is_html: bool) -> str | None:
 
 def _strip_tags(html: str) -> str:
     html = _COMMENT.sub(" ", _SCRIPT_OR_STYLE.sub(" ", html))
-    return _TAG.sub("", _BLOCK_TAG.sub(" ", html))
+    html = _SPACE.sub(" ", html)  # in HTML a newline is a space; blocks make the lines
+    return _TAG.sub("", _BLOCK_TAG.sub("\n", html))
