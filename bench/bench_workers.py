@@ -39,10 +39,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +61,11 @@ from sqlalchemy import event
 
 from newsfold import dedup
 from newsfold.config import Settings
-from newsfold.model import Article, Entry, FeedSource
-from newsfold.pipeline import Folder
-from newsfold.store import FeedUpdate, open_store
+from newsfold.model import FeedSource
+from newsfold.store import open_store
 from newsfold.store.sql import SqlStore
 from tests.syndicate import Doc, outlet_page
-from tests.test_workers import SEED, Web, feed_xml, generate_web
+from tests.test_workers import SEED, Web, feed_xml, generate_web, save_copies
 
 PG_URL = os.environ.get("NEWSFOLD_TEST_PG", "postgresql://root@127.0.0.1:5432/test")
 APP_NAME = "newsfold-bench"
@@ -430,45 +429,19 @@ def dedup_rounds(web: Web, schema: str, stored: int) -> list[DedupResult]:
     singles = [group[0] for group in web.groups() if len(group) == 1][:MEASURED]
     log = StatementLog()
     log.attach(store)
-    saving(store, settings, feed_id, [g[0] for g in groups], now)()  # the originals
+    save_copies(store, feed_id, [g[0] for g in groups], settings, now)()  # the originals
     results = []
     for kind, docs in (("copy of a stored story", [g[1] for g in groups]), ("no copy", singles)):
-        calls = [saving(store, settings, feed_id, [doc], now) for doc in docs]
+        calls = [save_copies(store, feed_id, [doc], settings, now) for doc in docs]
         log.reset()
         times, new = [], 0
         for call in calls:
             started = time.perf_counter()
-            new += call()
+            new += call().stories_new
             times.append(1000 * (time.perf_counter() - started))
         results.append(DedupResult(stored, kind, times, dict(log.count), dict(log.seconds), new))
     store.close()
     return results
-
-
-def saving(
-    store: SqlStore, settings: Settings, feed_id: int, docs: Sequence[Doc], now: datetime
-) -> Callable[[], int]:
-    """One feed transaction saving `docs` as a worker does (fingerprints made beforehand, as
-    the worker's pool makes them); the call returns the number of new stories."""
-    prints = {d.url: dedup.fingerprint(d.text, settings.dedup) for d in docs}
-    entries = [Entry(d.url, d.url, d.title, d.text, d.published) for d in docs]
-    articles = [
-        Article(
-            url=d.url,
-            feed_id=feed_id,
-            entry_key=d.url,
-            title=d.title,
-            text=d.text,
-            text_source="feed",
-            published=d.published,
-            content_hash=prints[d.url].text_hash.hex(),
-        )
-        for d in docs
-    ]
-    update = FeedUpdate(feed_id, now, now + timedelta(minutes=30))
-    links = {d.url: d.url for d in docs}
-    folder = Folder(settings, now, prints)
-    return lambda: store.record_feed(update, entries, articles, links, folder).stories_new
 
 
 def print_dedup(results: list[DedupResult]) -> None:

@@ -39,7 +39,7 @@ from newsfold.config import DedupSettings, Settings
 from newsfold.model import Article, Entry, FeedSource
 from newsfold.parse import html_to_text
 from newsfold.pipeline import Folder
-from newsfold.store import FeedUpdate, HostSlots, Store, open_store, schema
+from newsfold.store import FeedCommit, FeedUpdate, HostSlots, Store, open_store, schema
 from tests.server import FeedServer
 from tests.stores import sqlite_url
 from tests.syndicate import OUTLETS, Doc, paragraphs, syndicate, trap_stories
@@ -439,9 +439,16 @@ def add_feeds(store: Store, count: int) -> list[int]:
     return [ids[url] for url in urls]
 
 
-def save_copies(store: Store, feed_id: int, docs: Sequence[Doc]) -> Callable[[], object]:
-    """What a worker commits for one feed listing `docs`, as a call to race."""
-    settings = Settings()
+def save_copies(
+    store: Store,
+    feed_id: int,
+    docs: Sequence[Doc],
+    settings: Settings | None = None,
+    now: datetime = NOW,
+) -> Callable[[], FeedCommit]:
+    """What a worker commits for one feed listing `docs` (fingerprints made beforehand, as the
+    worker's pool makes them), as a call to race or to time."""
+    settings = settings or Settings()
     prints = {d.url: dedup.fingerprint(d.text, settings.dedup) for d in docs}
     entries = [Entry(d.url, d.url, d.title, d.text, d.published) for d in docs]
     articles = [
@@ -457,8 +464,8 @@ def save_copies(store: Store, feed_id: int, docs: Sequence[Doc]) -> Callable[[],
         )
         for d in docs
     ]
-    update = FeedUpdate(feed_id, NOW, NOW + timedelta(minutes=30))
-    folder = Folder(settings, NOW, prints)
+    update = FeedUpdate(feed_id, now, now + timedelta(minutes=30))
+    folder = Folder(settings, now, prints)
     links = {d.url: d.url for d in docs}
     return lambda: store.record_feed(update, entries, articles, links, folder)
 
