@@ -36,10 +36,11 @@ import pytest
 
 from newsfold import dedup
 from newsfold.config import DedupSettings, Settings
+from newsfold.hostslots import HostSlots
 from newsfold.model import Article, Entry, FeedSource
 from newsfold.parse import html_to_text
 from newsfold.pipeline import Folder
-from newsfold.store import FeedCommit, FeedUpdate, HostSlots, Store, open_store, schema
+from newsfold.store import FeedCommit, FeedUpdate, Store, open_store, schema
 from tests.server import FeedServer
 from tests.stores import sqlite_url
 from tests.syndicate import OUTLETS, Doc, paragraphs, syndicate, trap_stories

@@ -63,7 +63,7 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")  # RFC 3986 section 3.1
 
 
 class SharedHostLimit(Protocol):
-    """fetch.per_host held together with other workers (the store's HostSlots)."""
+    """fetch.per_host held together with other workers (hostslots.HostSlots)."""
 
     def slot(self, host: str) -> AbstractAsyncContextManager[None]: ...
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from newsfold import dedup, schedule
 from newsfold.articles import ArticleMaker
@@ -26,11 +26,20 @@ from newsfold.config import DedupSettings, Settings
 from newsfold.errors import ExtractError, FetchError, ParseError, StoreError
 from newsfold.extract import ExtractPool
 from newsfold.fetch import Fetcher
+from newsfold.hostslots import HostSlots, SlotStore
 from newsfold.model import Article, Entry, FeedState, FetchResult, ParsedFeed, RunReport
 from newsfold.parse import parse_feed
-from newsfold.robots import RobotsPolicy
-from newsfold.store import DedupIndex, FeedCommit, FeedUpdate, Fold, HostSlots, Store
-from newsfold.store.sql import entry_hash
+from newsfold.robots import RobotsPolicy, RobotsStore
+from newsfold.store import (
+    DedupIndex,
+    FeedCommit,
+    FeedQueue,
+    FeedUpdate,
+    Fold,
+    Refolder,
+    RunRecords,
+)
+from newsfold.store.feeds import entry_hash
 from newsfold.urls import canonicalize_url
 
 Clock = Callable[[], datetime]
@@ -46,6 +55,10 @@ class RunOptions:
     worker: str = ""
 
 
+class RunStore(FeedQueue, RunRecords, RobotsStore, SlotStore, Protocol):
+    """What one run needs of the store."""
+
+
 class Progress:
     """Hooks the CLI fills in to show progress; the default does nothing."""
 
@@ -55,7 +68,7 @@ class Progress:
 
 async def run(
     settings: Settings,
-    store: Store,
+    store: RunStore,
     clock: Clock,
     options: RunOptions = RunOptions(),
     progress: Progress | None = None,
@@ -82,7 +95,7 @@ async def run(
 
 async def _run_feeds(
     runner: _FeedRunner,
-    store: Store,
+    store: FeedQueue,
     clock: Clock,
     options: RunOptions,
     worker: str,
@@ -130,7 +143,7 @@ class _FeedRunner:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: FeedQueue,
         clock: Clock,
         fetcher: Fetcher,
         pool: ExtractPool,
@@ -350,7 +363,7 @@ def fingerprint_all(texts: list[str], settings: DedupSettings) -> list[dedup.Fin
     return [dedup.fingerprint(text, settings) for text in texts]
 
 
-def refold(settings: Settings, store: Store, since: datetime, now: datetime) -> int:
+def refold(settings: Settings, store: Refolder, since: datetime, now: datetime) -> int:
     """Recompute the stories of articles first seen since `since` (after a settings change)."""
     return store.refold(since, Folder(settings, now))
 

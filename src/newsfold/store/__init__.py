@@ -1,23 +1,24 @@
 """The store: the narrow interface the stages and the CLI talk to, and `open_store` to get one.
 
-One implementation (`sql.SqlStore`, SQLAlchemy Core) serves SQLite and PostgreSQL; the few places
-where the two differ (run lock, write transactions, upserts, dedup locks, the per-host limit
-shared by workers) are chosen by dialect inside it. `HostSlots` is the fetcher's side of that
-shared per-host limit.
+Each client depends on the small protocol of the part it uses (`FeedQueue` for a run's feeds,
+`robots.RobotsStore`, `hostslots.SlotStore`, ...); `Store` is all of them. One implementation
+(`sql.SqlStore`, SQLAlchemy Core, one module per table and job) serves SQLite and PostgreSQL; the
+few places where the two differ (run lock, write transactions, upserts, dedup locks, the per-host
+limit shared by workers) are chosen by dialect inside it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, asynccontextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from newsfold.hostslots import SlotStore
 from newsfold.model import Article, Entry, FeedSource, FeedState, Story
+from newsfold.robots import RobotsStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +82,8 @@ class FeedCommit:
     stories_new: int
 
 
-class Store(Protocol):
-    url: str
-    shared: bool  # several workers may use it at once (PostgreSQL), so limits live in it
-
-    def migrate(self) -> int: ...
-
-    def close(self) -> None: ...
-
-    def run_lock(self, wait: bool) -> AbstractContextManager[None]: ...
+class FeedList(Protocol):
+    """The feeds the user follows (the CLI's `feeds` commands and the config sync)."""
 
     def sync_feeds(self, sources: Sequence[FeedSource], now: datetime) -> int: ...
 
@@ -98,6 +92,10 @@ class Store(Protocol):
     def remove_feed(self, url: str) -> bool: ...
 
     def feeds(self) -> list[FeedState]: ...
+
+
+class FeedQueue(Protocol):
+    """A run's side of the store, feed by feed: lease, compare, record."""
 
     def lease_due_feeds(
         self, now: datetime, *, include_all: bool, worker: str, lease: timedelta
@@ -118,83 +116,51 @@ class Store(Protocol):
         fold: Folder,
     ) -> FeedCommit: ...
 
-    def stories(self, since: datetime | None, limit: int | None) -> list[Story]: ...
 
-    def story(self, story_id: int) -> Story | None: ...
-
-    def stats(self) -> dict[str, Any]: ...
-
-    def check(self) -> list[str]: ...
-
-    def article_text(self, url: str) -> tuple[Article, int | None] | None: ...
+class RunRecords(Protocol):
+    """What a run leaves behind once its feeds are done."""
 
     def prune_dedup(self, before: datetime) -> int: ...
-
-    def refold(self, since: datetime, fold: Folder) -> int: ...
-
-    def get_robots(self, host: str) -> tuple[str | None, datetime, int] | None: ...
-
-    def put_robots(self, host: str, body: str | None, status: int, expires: datetime) -> None: ...
 
     def record_run(
         self, worker: str, started: datetime, finished: datetime, report: str
     ) -> None: ...
 
-    def acquire_host_slot(
-        self, host: str, owner: str, limit: int, hold: timedelta
-    ) -> int | None: ...
 
-    def release_host_slot(self, host: str, slot: int, owner: str) -> None: ...
+class StoryReader(Protocol):
+    """Stories and articles read back for the outputs and `explain`."""
+
+    def stories(self, since: datetime | None, limit: int | None) -> list[Story]: ...
+
+    def story(self, story_id: int) -> Story | None: ...
+
+    def article_text(self, url: str) -> tuple[Article, int | None] | None: ...
 
 
-class HostSlots:
-    """fetch.per_host for every worker sharing a store: a request holds one of the host's slots.
+class Refolder(Protocol):
+    def refold(self, since: datetime, fold: Folder) -> int: ...
 
-        slots = HostSlots.for_store(store, worker, settings.fetch.per_host, settings.fetch.timeout)
-        async with slots.slot(host): ...   # around one request, inside the fetcher's own limit
 
-    A slot is a row in the store, taken and given back in short transactions; a worker that dies
-    holding one loses it after `hold`. While all are taken the caller polls, backing off up to
-    POLL_MAX. For a store only one worker uses (SQLite), `for_store` returns None: the fetcher's
-    in-process limit is enough and costs nothing.
-    """
+class Admin(Protocol):
+    """The store's life and health."""
 
-    POLL_MIN = 0.02  # seconds
-    POLL_MAX = 0.5
-    HOLD_MARGIN = timedelta(seconds=10)  # beyond the request timeout, before a slot is reclaimed
+    url: str
 
-    def __init__(self, store: Store, owner: str, limit: int, hold: timedelta) -> None:
-        self.store = store
-        self.owner = owner
-        self.limit = limit
-        self.hold = hold
+    def migrate(self) -> int: ...
 
-    @classmethod
-    def for_store(cls, store: Store, owner: str, limit: int, timeout: float) -> HostSlots | None:
-        """Slots for the store's workers when it is shared; `timeout` is one request's limit."""
-        if not store.shared:
-            return None
-        return cls(store, owner, limit, timedelta(seconds=timeout) + cls.HOLD_MARGIN)
+    def close(self) -> None: ...
 
-    @asynccontextmanager
-    async def slot(self, host: str) -> AsyncIterator[None]:
-        taken = await self._wait_for_slot(host)
-        try:
-            yield
-        finally:
-            await asyncio.to_thread(self.store.release_host_slot, host, taken, self.owner)
+    def run_lock(self, wait: bool) -> AbstractContextManager[None]: ...
 
-    async def _wait_for_slot(self, host: str) -> int:
-        pause = self.POLL_MIN
-        while True:
-            taken = await asyncio.to_thread(
-                self.store.acquire_host_slot, host, self.owner, self.limit, self.hold
-            )
-            if taken is not None:
-                return taken
-            # Jitter: workers that lost the same race should not all ask again together.
-            await asyncio.sleep(pause * random.uniform(0.5, 1.5))
-            pause = min(pause * 2, self.POLL_MAX)
+    def stats(self) -> dict[str, Any]: ...
+
+    def check(self) -> list[str]: ...
+
+
+class Store(
+    FeedList, FeedQueue, RunRecords, StoryReader, Refolder, Admin, RobotsStore, SlotStore, Protocol
+):
+    """All of it: what `open_store` returns. Each client asks only for the part it uses."""
 
 
 def default_db_path(env: dict[str, str]) -> Path:
