@@ -220,8 +220,10 @@ def run_in_terminal(ws: Workspace, *args: str) -> tuple[int, str]:
 
 def test_a_terminal_gets_a_progress_bar_and_a_summary(server: FeedServer, tmp_path: Path) -> None:
     """On a terminal: a bar with feeds done of due, the rate and failures, then the summary."""
-    feeds = [server.url("/fault/delay/0.2?cli-bar"), server.url("/fault/delay/1.5?cli-bar")]
-    ws = Workspace.create(tmp_path, feeds, fetch=LOOPBACK, extract=FEED_TEXT_ONLY)
+    # The second feed answers long after the first is done, worker processes started included.
+    feeds = [server.url("/fault/delay/0.2?cli-bar"), server.url("/fault/delay/4?cli-bar")]
+    patient = {**LOOPBACK, "timeout": 10}
+    ws = Workspace.create(tmp_path, feeds, fetch=patient, extract=FEED_TEXT_ONLY)
     code, output = run_in_terminal(ws, "run")
     assert code == 0
     assert re.search(r"feeds .*\b1/2\b.*feeds/s +0 failed", output), output
@@ -298,6 +300,38 @@ def test_a_second_run_exits_75_while_the_first_holds_the_lock(
         assert finish(first, RUN_TIMEOUT).returncode == 0
     waited = finish(waiting, RUN_TIMEOUT)
     assert (waited.returncode, waited.stderr) == (0, "")
+
+
+def test_a_tick_with_nothing_due_fetches_nothing_and_says_when(
+    server: FeedServer, tmp_path: Path
+) -> None:
+    """cron's next tick before any feed is due: nothing fetched or stored, exit 0, silent; with
+    -v one line naming when the next feed is due; the metrics file still describes the last run.
+    A feed new in the config is checked at once, and --all checks every feed whatever the
+    schedule."""
+    first = server.add("/cli/tick/first.xml", SMALL_FEED)
+    ws = Workspace.create(tmp_path, [first], fetch=LOOPBACK, extract=FEED_TEXT_ONLY)
+    metrics = tmp_path / "newsfold.prom"
+    assert ws.run("run", "--metrics-file", str(metrics)).stderr == ""
+    before = (ws.feeds(), ws.stats(), metrics.read_text(encoding="utf-8"))
+
+    quiet = ws.run("run", "--metrics-file", str(metrics))
+    verbose = ws.run("run", "-v")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    assert verbose.returncode == 0
+    next_check = before[0][first]["next_check"]
+    assert one_line(verbose).startswith("newsfold: no feed due; the next is due at ")
+    assert next_check[:16].replace("T", " ") in verbose.stderr
+    assert server.count("/cli/tick/first.xml") == 1
+    assert (ws.feeds(), ws.stats(), metrics.read_text(encoding="utf-8")) == before
+
+    second = server.add("/cli/tick/second.xml", SMALL_FEED.replace(b"<guid>1<", b"<guid>2<"))
+    ws.write_config([first, second], fetch=LOOPBACK, extract=FEED_TEXT_ONLY)
+    assert ws.run("run").returncode == 0
+    counts = [server.count(f"/cli/tick/{name}.xml") for name in ("first", "second")]
+    assert counts == [1, 1]
+    assert ws.run("run", "--all").returncode == 0
+    assert server.count("/cli/tick/first.xml") == 2
 
 
 def test_removing_an_unknown_feed_exits_1(tmp_path: Path) -> None:

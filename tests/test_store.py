@@ -10,8 +10,9 @@ from sqlalchemy import update
 
 from newsfold.errors import LockedError, StoreError
 from newsfold.model import Article, Entry, FeedSource
-from newsfold.store import DedupIndex, FeedUpdate, Fold, Store, open_store, schema
+from newsfold.store import DedupIndex, FeedUpdate, Fold, Store, schema
 from newsfold.store.sql import SqlStore
+from newsfold.tick import run_lock
 from tests.stores import sqlite_url
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -259,10 +260,13 @@ def test_stories_since_and_limit(store: Store) -> None:
 
 
 def test_run_lock_excludes_a_second_run(tmp_path: Path) -> None:
-    """On SQLite a second run fails fast with LockedError while the first holds the lock."""
-    first, second = open_store(sqlite_url(tmp_path)), open_store(sqlite_url(tmp_path))
-    first.migrate()
-    with first.run_lock(wait=False), pytest.raises(LockedError), second.run_lock(wait=False):
+    """On SQLite a second run fails fast with LockedError while the first holds the lock;
+    PostgreSQL has no run lock (workers share feeds by lease)."""
+    url = sqlite_url(tmp_path)
+    with run_lock(url, wait=False) as first, pytest.raises(LockedError), run_lock(url, False):
         pass
-    with second.run_lock(wait=False):
+    with run_lock(url, wait=False) as second:
         pass
+    assert first and second
+    with run_lock("postgresql://nobody@127.0.0.1/none", wait=False) as exclusive:
+        assert not exclusive

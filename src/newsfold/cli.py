@@ -6,7 +6,6 @@ store unreachable), 2 usage error, 75 another run holds the lock, 130 interrupte
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -25,10 +24,11 @@ from newsfold import __version__, logs
 from newsfold.config import Settings, load_settings, parse_duration
 from newsfold.errors import ConfigError, LockedError, NewsfoldError
 from newsfold.model import FeedSource, RunReport, Story, StoryArticle
-from newsfold.store import Store, default_db_path, open_store
+from newsfold.tick import default_db_path, idle_until, run_lock
 
 if TYPE_CHECKING:
     from newsfold.pipeline import RunOptions
+    from newsfold.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -56,6 +56,8 @@ class Context:
 @contextmanager
 def opened_store(db_url: str) -> Iterator[Store]:
     """The store at `db_url`, brought up to the current schema, closed at the end."""
+    from newsfold.store import open_store
+
     store = open_store(db_url)
     try:
         store.migrate()
@@ -249,18 +251,38 @@ def run(
     """Fetch due feeds, download and extract new articles, fold copies into stories."""
     settings = obj.settings  # a bad config fails here, before the store is touched
     window = _duration(max_time, "--max-time")
-    from newsfold import pipeline, report
+    # The lock and the schedule come first: a cron tick that finds another run going, or
+    # nothing due, ends before the store's and the stages' libraries are even loaded.
+    with run_lock(obj.db_url, wait) as exclusive:
+        # An idle tick leaves an existing metrics file alone: it still describes the last run.
+        if not include_all and (metrics_file is None or metrics_file.exists()):
+            idle = idle_until(obj.db_url, settings.feeds, utcnow())
+            if idle is not None:
+                _say_nothing_due(idle, obj.verbosity)
+                return
+        from newsfold import pipeline, report
 
-    options = pipeline.RunOptions(include_all=include_all, max_time=window)
-    with obj.store() as store, store.run_lock(wait):
-        result = _run_pass(settings, store, options, obj.verbosity)
-        report.log_summary(result, obj.verbosity)
-        if metrics_file:
-            report.write_metrics(metrics_file, result, store.stats(), utcnow())
+        options = pipeline.RunOptions(include_all=include_all, max_time=window)
+        with obj.store() as store:
+            if exclusive:
+                store.release_leases(None)  # no other run is alive: a killed run's leases are void
+            result = _run_pass(settings, store, options, obj.verbosity)
+            report.log_summary(result, obj.verbosity)
+            if metrics_file:
+                report.write_metrics(metrics_file, result, store.stats(), utcnow())
+
+
+def _say_nothing_due(next_due: datetime, verbosity: int) -> None:
+    if logs.summary_wanted(verbosity):
+        fields = {"event": "nothing_due", "next_check": next_due.isoformat()}
+        when = next_due.strftime("%Y-%m-%d %H:%M:%S UTC")
+        log.log(logs.NOTICE, f"no feed due; the next is due at {when}", extra={"fields": fields})
 
 
 def _run_pass(settings: Settings, store: Store, options: RunOptions, verbosity: int) -> RunReport:
     """Sync the config's feeds into the store, then one run, with progress on a terminal."""
+    import asyncio
+
     from newsfold import pipeline, report
 
     now = utcnow()
@@ -288,6 +310,8 @@ def feeds() -> None:
 @click.pass_obj
 def feeds_add(obj: Context, url: str, name: str | None) -> None:
     """Add a feed; a site's home page is searched for its feed(s)."""
+    import asyncio
+
     from newsfold.discover import find_feeds
 
     found = asyncio.run(find_feeds(url, obj.settings.fetch))
@@ -553,7 +577,9 @@ def refold(obj: Context, since: str) -> None:
 
     window = _duration(since, "--since")
     assert window is not None
-    with obj.store() as store, store.run_lock(wait=True):
+    with run_lock(obj.db_url, wait=True) as exclusive, obj.store() as store:
+        if exclusive:
+            store.release_leases(None)
         count = pipeline.refold(obj.settings, store, utcnow() - window, utcnow())
     click.echo(f"refolded {count} articles")
 

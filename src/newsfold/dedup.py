@@ -27,13 +27,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 import xxhash
-from datasketch import MinHash
 
 from newsfold.config import DedupSettings
+
+if TYPE_CHECKING:
+    from datasketch import MinHash
 
 _PUNCTUATION = re.compile(r"[^\w\s]|_")
 # Scripts written without spaces between words: each character counts as a word.
@@ -180,6 +182,9 @@ class Fingerprint:
 @lru_cache(maxsize=4)
 def _template(num_perm: int) -> MinHash:
     """An empty MinHash whose permutations are built once; copies of it are cheap."""
+    # Imported here: datasketch loads scipy (about a second), and only workers make signatures.
+    from datasketch import MinHash
+
     return MinHash(num_perm=num_perm, seed=_MINHASH_SEED, hashfunc=xxhash.xxh32_intdigest)
 
 

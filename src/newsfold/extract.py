@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +29,6 @@ from urllib.parse import urljoin, urlsplit
 
 import lxml.html
 import pebble
-import trafilatura
 from charset_normalizer import from_bytes
 from lxml import etree
 from tld import get_fld
@@ -356,6 +356,8 @@ def extract_page(body: bytes, *, url: str, content_type: str | None) -> Extracte
 def _main_text(html: str, url: str) -> str:
     # Comments are left out: they are not the story, and leaving them out raised token F1 on
     # every corpus collection. fast=True is not used: it lost main-text snippets on the corpus.
+    import trafilatura  # here: the main process imports this module but never extracts
+
     try:
         text = trafilatura.extract(html, url=url, include_comments=False)
     except Exception as exc:  # lxml and trafilatura raise many types on broken markup
@@ -396,6 +398,10 @@ def _extract_in_worker(
 
 
 T = TypeVar("T")
+# Imported once by the fork server, so every worker it forks (a killed one's replacement too)
+# starts with extraction loaded. Feed parsing and fingerprints import theirs on first use: the
+# first feed of a run waits for the fork server, and datasketch alone would double that wait.
+WORKER_PRELOAD = (__name__, "trafilatura")
 
 
 class ExtractPool:
@@ -412,12 +418,24 @@ class ExtractPool:
         self.workers = settings.workers or os.cpu_count() or 1
         self.page_timeout = settings.page_timeout
         self._extractor = extractor
-        context = multiprocessing.get_context(_start_method())
-        if context.get_start_method() == "forkserver":
-            context.set_forkserver_preload([__name__])
-        self._pool = pebble.ProcessPool(max_workers=self.workers, context=context)
-        self._pool.active  # noqa: B018 - starts the workers now, not in the event loop's first call
+        # Started by the first call, in a thread: a run that finds nothing changed never pays
+        # for worker processes, and the event loop goes on fetching while they start.
+        self._pool: pebble.ProcessPool | None = None
+        self._closed = False
+        self._start_lock = threading.Lock()
         self._slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+    def _started_pool(self) -> pebble.ProcessPool:
+        with self._start_lock:
+            if self._closed:
+                raise RuntimeError("the pool is closed")
+            if self._pool is None:
+                context = multiprocessing.get_context(_start_method())
+                if context.get_start_method() == "forkserver":
+                    context.set_forkserver_preload(list(WORKER_PRELOAD))
+                self._pool = pebble.ProcessPool(max_workers=self.workers, context=context)
+                self._pool.active  # noqa: B018 - starts the workers now, in this thread
+            return self._pool
 
     async def extract(self, body: bytes, url: str, content_type: str | None) -> Extracted:
         """Extract one page in a worker. Raises ExtractError (no text, time-out, worker crash)."""
@@ -435,9 +453,10 @@ class ExtractPool:
         """
         async with self._slots_of_this_loop():
             try:
-                future = self._pool.schedule(
-                    fn, args=args, kwargs=kwargs, timeout=self.page_timeout
-                )
+                pool = self._pool
+                if pool is None:
+                    pool = await asyncio.to_thread(self._started_pool)
+                future = pool.schedule(fn, args=args, kwargs=kwargs, timeout=self.page_timeout)
                 return cast(T, await asyncio.wrap_future(future))
             except TimeoutError:
                 raise ExtractError(
@@ -457,8 +476,11 @@ class ExtractPool:
 
     def close(self) -> None:
         """Stop the workers; a page still being extracted is abandoned."""
-        self._pool.stop()  # type: ignore[no-untyped-call]
-        self._pool.join()
+        with self._start_lock:
+            self._closed = True
+            if self._pool is not None:
+                self._pool.stop()  # type: ignore[no-untyped-call]
+                self._pool.join()
 
     def __enter__(self) -> ExtractPool:
         return self

@@ -32,6 +32,12 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+def summary_wanted(verbosity: int) -> bool:
+    """A run's one-line summary: on a terminal, or with -v; off a terminal (cron) a good run
+    says nothing."""
+    return verbosity > 0 or (verbosity == 0 and sys.stderr.isatty())
+
+
 def configure(verbosity: int, log_format: str) -> None:
     """verbosity: -1 quiet (errors), 0 normal, 1 verbose, 2 debug."""
     level = {-1: logging.ERROR, 0: NOTICE, 1: logging.INFO}.get(

@@ -85,10 +85,9 @@ def summary_line(report: RunReport) -> str:
 
 
 def log_summary(report: RunReport, verbosity: int) -> None:
-    """One line per run: on a terminal, or with -v. Off a terminal (cron) a good run says nothing
-    and a failed feed has already said its one line."""
+    """One line per run (logs.summary_wanted); a failed feed has already said its own line."""
     fields = {"event": "run_finished", **_report_fields(report)}
-    if verbosity > 0 or (verbosity == 0 and sys.stderr.isatty()):
+    if logs.summary_wanted(verbosity):
         log.log(logs.NOTICE, summary_line(report), extra={"fields": fields})
 
 

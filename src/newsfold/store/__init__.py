@@ -10,10 +10,8 @@ limit shared by workers) are chosen by dialect inside it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
 from newsfold.hostslots import SlotStore
@@ -150,8 +148,6 @@ class Admin(Protocol):
 
     def close(self) -> None: ...
 
-    def run_lock(self, wait: bool) -> AbstractContextManager[None]: ...
-
     def stats(self) -> dict[str, Any]: ...
 
     def check(self) -> list[str]: ...
@@ -161,11 +157,6 @@ class Store(
     FeedList, FeedQueue, RunRecords, StoryReader, Refolder, Admin, RobotsStore, SlotStore, Protocol
 ):
     """All of it: what `open_store` returns. Each client asks only for the part it uses."""
-
-
-def default_db_path(env: dict[str, str]) -> Path:
-    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "newsfold" / "newsfold.db"
 
 
 def open_store(url: str) -> Store:

@@ -1,20 +1,15 @@
-"""The store's life and health: migrations, the run lock, integrity checks, runs and stats."""
+"""The store's life and health: migrations, integrity checks, runs and stats."""
 
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from newsfold.errors import LockedError
 from newsfold.store import schema
 from newsfold.store.base import SqlBase, utc_now
-from newsfold.store.feeds import void_leases, worker_seen
+from newsfold.store.feeds import worker_seen
 from newsfold.store.schema import articles, feeds, runs, stories, workers
 
 MIGRATION_LOCK = 0x6E657773666F6C64  # "newsfold": workers starting at once migrate one by one
@@ -27,27 +22,6 @@ class AdminSql(SqlBase):
             if not self.is_sqlite:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             return schema.migrate(conn, utc_now())
-
-    @contextmanager
-    def run_lock(self, wait: bool) -> Iterator[None]:
-        """One run at a time on a SQLite file; PostgreSQL workers share feeds by lease instead."""
-        if not self.is_sqlite or self.engine.url.database in (None, "", ":memory:"):
-            yield
-            return
-        lock_path = Path(str(self.engine.url.database) + ".lock")
-        with lock_path.open("a") as handle:
-            flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
-            try:
-                fcntl.flock(handle, flags)
-            except BlockingIOError:
-                raise LockedError(f"another newsfold run holds the lock {lock_path}") from None
-            try:
-                # Holding the lock proves no other run is alive: leases of a killed run are void.
-                with self._write() as conn:
-                    void_leases(conn, None)
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def check(self) -> list[str]:
         """Problems found in the store (empty when it is sound): file integrity and invariants."""
