@@ -63,6 +63,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.message import Message
 from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -202,7 +203,7 @@ class FeedServer:
         self._routes: dict[str, Route] = {}
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
-        self._requests: list[tuple[str, str, dict[str, str]]] = []
+        self._requests: list[tuple[str, str, Message]] = []
         self._spans: list[tuple[str, float, float]] = []
         self._httpd: QuietServer | None = None
         self._thread: threading.Thread | None = None
@@ -285,7 +286,7 @@ class FeedServer:
     # What the server saw.
 
     @property
-    def requests(self) -> list[tuple[str, str, dict[str, str]]]:
+    def requests(self) -> list[tuple[str, str, Message]]:
         """(method, path, headers) of every request so far, oldest first."""
         with self._lock:
             return list(self._requests)
@@ -310,7 +311,8 @@ class FeedServer:
     def _serve(self, handler: RequestHandler) -> None:
         path = handler.path
         with self._lock:
-            self._requests.append((handler.command, path, dict(handler.headers.items())))
+            # Header names are case-insensitive (RFC 9110): kept so, as the server reads them.
+            self._requests.append((handler.command, path, handler.headers))
         started = time.monotonic()
         try:
             self._dispatch(handler, path)

@@ -88,10 +88,11 @@ FAILING = (
         "blocked",
         "refused: 169.254.169.254 is a link-local address",
     ),
+    # 10.0.0.1 and 169.254.169.254 written as one number: refused before any lookup.
     Failing(
         "/fault/redirect-private-dns/decimal",
         "blocked",
-        "refused: 167772161 resolves to 10.0.0.1, a private address",
+        "167772161 - is not a canonical IPv4 address",
     ),
     Failing(
         "/fault/redirect-private-dns/hex",
@@ -101,7 +102,7 @@ FAILING = (
     Failing(
         "/fault/redirect-private-dns/metadata",
         "blocked",
-        "refused: 2852039166 resolves to 169.254.169.254, a link-local address",
+        "2852039166 - is not a canonical IPv4 address",
     ),
     Failing(
         "/fault/redirect-private-dns/mapped",
@@ -304,12 +305,13 @@ def test_retry_after_is_spread_per_feed(fault_run: FaultRun) -> None:
 
 def test_private_addresses_are_refused_without_a_packet(fault_run: FaultRun) -> None:
     """Redirects to 10/8, 169.254/16, fd00::/8 (by address or by a name that resolves there)
-    were refused after resolving, and no process of the run ever connected anywhere but 127/8."""
+    were refused, names after resolving them, and no process of the run ever connected anywhere
+    but 127/8."""
     log = fault_run.workspace.connections()
     resolved = {
         ast.literal_eval(line.removeprefix("resolve ")) for line in log if "resolve" in line
     }
-    assert {"167772161", "0x0a000001", "2852039166", "::ffff:a00:1"} <= resolved
+    assert "0x0a000001" in resolved
     dialled = [
         ast.literal_eval(line.removeprefix("connect "))
         for line in log

@@ -10,7 +10,6 @@ from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import httpcore
 import httpx
 import pytest
 
@@ -23,7 +22,13 @@ from newsfold.fetch import (
     retry_after_seconds,
 )
 from newsfold.model import FetchResult
-from newsfold.netguard import AddressRefused, GuardedBackend, guarded_transport
+from newsfold.netguard import (
+    AddressGuard,
+    AddressRefused,
+    AddrInfo,
+    guarded_transport,
+    plain_socket,
+)
 from tests.server import SMALL_FEED, FeedServer, RequestHandler, free_port, serve_corpus_feeds
 
 T = TypeVar("T")
@@ -333,7 +338,8 @@ def test_connection_refused(settings: Settings) -> None:
 
 
 def failing_transport(cause: BaseException) -> httpx.MockTransport:
-    """A network that fails every connection the way httpcore does: ConnectError from `cause`."""
+    """A network that fails every connection as the transport reports it: ConnectError from
+    `cause`."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError(str(cause), request=request) from cause
@@ -427,25 +433,11 @@ def test_guard_refuses_the_loopback_server(
     assert server.count("/guard/feed.xml") == 0
 
 
-class LoopbackOnly(httpcore.AsyncNetworkBackend):
-    """Opens sockets to 127.0.0.1 only, so a guard that let 10.0.0.1 through cannot dial it."""
-
-    def __init__(self) -> None:
-        self.inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        assert host == "127.0.0.1", f"the guard let {host} through"
-        return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+def loopback_only(addr_info: AddrInfo) -> socket.socket:
+    """Makes sockets for 127.0.0.1 only, so a guard that let 10.0.0.1 through cannot dial it."""
+    address = addr_info[4][0]
+    assert address == "127.0.0.1", f"the guard let {address} through"
+    return plain_socket(addr_info)
 
 
 @pytest.mark.parametrize(
@@ -460,7 +452,7 @@ def test_guard_checks_every_redirect_hop(
 ) -> None:
     """A public first hop that redirects to a private or metadata address is refused there."""
     limits = httpx.Limits(max_connections=4)
-    transport = guarded_transport(limits, allow=["127.0.0.1"], connect_with=LoopbackOnly())
+    transport = guarded_transport(limits, allow=["127.0.0.1"], connect_with=loopback_only)
     url = server.url(path)
     asked_before = server.count(path)  # the session's server: other tests may ask it too
 
@@ -496,14 +488,14 @@ def test_guard_checks_every_redirect_hop(
 def test_guard_refuses_non_public_addresses(address: str, category: str) -> None:
     """Every address class that is not the public internet is refused, without any traffic."""
     with pytest.raises(AddressRefused) as caught:
-        run(GuardedBackend().checked_addresses(address, 80))
+        run(AddressGuard().checked_addresses(address, 80))
     assert str(caught.value).endswith(category)
 
 
 @pytest.mark.parametrize("address", ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"])
 def test_guard_lets_public_addresses_through(address: str) -> None:
     """Public IPv4 and IPv6 addresses pass the check (checking sends nothing)."""
-    assert run(GuardedBackend().checked_addresses(address, 80)) == [address]
+    assert run(AddressGuard().checked_addresses(address, 80)) == [address]
 
 
 # The corpus.

@@ -379,8 +379,7 @@ def _start_method() -> str:
     The pool starts and replaces workers while the parent runs an asyncio loop and pebble's own
     manager threads: forking a multi-threaded process can copy a lock held by another thread and
     deadlock the child. A fork server is a clean single-threaded process, started once, that forks
-    workers cheaply with trafilatura already imported (it is preloaded), so replacing a killed
-    worker costs milliseconds instead of a fresh interpreter.
+    workers cheaply, so replacing a killed worker costs its imports, not a fresh interpreter.
     """
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
@@ -398,10 +397,10 @@ def _extract_in_worker(
 
 
 T = TypeVar("T")
-# Imported once by the fork server, so every worker it forks (a killed one's replacement too)
-# starts with extraction loaded. Feed parsing and fingerprints import theirs on first use: the
-# first feed of a run waits for the fork server, and datasketch alone would double that wait.
-WORKER_PRELOAD = (__name__, "trafilatura")
+# Imported once by the fork server: this module only, which is light. The first feed of a run
+# waits for the fork server to start, so it loads nothing heavy; each worker imports what its
+# tasks need (trafilatura, feedparser, datasketch) on first use, the two workers side by side.
+WORKER_PRELOAD = (__name__,)
 
 
 class ExtractPool:

@@ -38,12 +38,13 @@ from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, NamedTuple, NoReturn, Protocol, Self
 
+import aiohttp
 import httpx
 
 from newsfold.config import FetchSettings
 from newsfold.errors import FetchError
 from newsfold.model import FetchResult
-from newsfold.netguard import AddressRefused, guarded_transport
+from newsfold.netguard import AddressRefused, aiohttp_transport, guarded_transport
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, "
@@ -244,13 +245,13 @@ class Inflater:
         )
 
 
-def default_transport(settings: FetchSettings) -> httpx.AsyncHTTPTransport:
+def default_transport(settings: FetchSettings) -> httpx.AsyncBaseTransport:
     # Connections never wait for the pool: the semaphores admit at most `concurrency` requests.
     limits = httpx.Limits(
         max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
     )
     if settings.allow_private_networks:
-        return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+        return aiohttp_transport(limits)
     return guarded_transport(limits, allow=settings.allowed_networks)
 
 
@@ -423,34 +424,55 @@ def http_date(value: str) -> datetime | None:
 
 @contextlib.contextmanager
 def translate_failures(url: str, target: httpx.URL, timeout: float) -> Iterator[None]:
-    """Turn what the network and httpx raise into one FetchError that names `url`."""
+    """Turn what the network, aiohttp and httpx raise into one FetchError that names `url`."""
     where = at(url, target)
     try:
         yield
     except AddressRefused as exc:
         raise FetchError(url, f"refused: {exc}", kind="blocked", transient=False) from None
-    except (TimeoutError, httpx.TimeoutException):
-        cause = f"no complete answer within {timeout:g} s{where}"
-        raise FetchError(url, cause, kind="timeout", transient=True) from None
     except httpx.InvalidURL as exc:
         raise FetchError(url, f"not a valid URL: {exc}", kind="url", transient=False) from None
-    except httpx.RequestError as exc:
+    except (TimeoutError, httpx.RequestError, aiohttp.ClientError) as exc:
         kind, what = network_failure(exc)
+        if kind == "timeout":
+            cause = f"no complete answer within {timeout:g} s{where}"
+            raise FetchError(url, cause, kind="timeout", transient=True) from None
         detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise FetchError(url, f"{what}{where}: {detail}", kind=kind, transient=True) from None
+        cause = f"{what}{where}: {detail}"
+        raise FetchError(url, cause, kind=kind, transient=kind != "blocked") from None
 
 
-def network_failure(exc: httpx.RequestError) -> tuple[str, str]:
+# A server that closes early, sends a body shorter than its Content-Length or an answer that is
+# not HTTP: aiohttp's names for these (httpx-aiohttp hands some on as httpx errors that say
+# "timeout" or "read", so the cause decides, not the outer type).
+_PROTOCOL_FAILURES = (
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientPayloadError,
+    aiohttp.ClientResponseError,
+    httpx.ProtocolError,
+    httpx.DecodingError,
+)
+
+
+def network_failure(exc: BaseException) -> tuple[str, str]:
     """(kind, description) of a failure below HTTP, judged by the errors that caused it."""
     causes = list(exception_chain(exc))
-    if any(isinstance(cause, socket.gaierror) for cause in causes):
+
+    def caused_by(*kinds: type[BaseException]) -> bool:
+        return any(isinstance(cause, kinds) for cause in causes)
+
+    if caused_by(aiohttp.InvalidUrlClientError):  # 167772161: 10.0.0.1 written as one number
+        return "blocked", "refused"
+    if caused_by(socket.gaierror, aiohttp.ClientConnectorDNSError):
         return "dns", "DNS lookup failed"
-    if any(isinstance(cause, ssl.SSLError) for cause in causes):
+    if caused_by(ssl.SSLError, aiohttp.ClientSSLError):
         return "tls", "TLS handshake failed"
-    if isinstance(exc, httpx.ConnectError):
-        return "connect", "connection failed"
-    if isinstance(exc, httpx.ProtocolError | httpx.DecodingError):
+    if caused_by(*_PROTOCOL_FAILURES):
         return "protocol", "broken HTTP answer"
+    if caused_by(aiohttp.ClientConnectorError, httpx.ConnectError):
+        return "connect", "connection failed"
+    if caused_by(TimeoutError):  # aiohttp's and asyncio's; not httpx-aiohttp's guess of one
+        return "timeout", "no complete answer"
     return "network", "connection lost"
 
 

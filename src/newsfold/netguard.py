@@ -1,10 +1,13 @@
 """The private-address guard: newsfold only connects to public addresses unless told otherwise.
 
-The check sits where the connection is made, inside httpcore's network backend: the host name is
-resolved once, every address it resolves to is checked, and the socket is opened to one of those
-same addresses. A name that answers with a public address to a first lookup and with 127.0.0.1 to
-a second (DNS rebinding) gains nothing, because there is no second lookup. Every redirect hop opens
-its connection through the same backend, so every hop is checked too.
+The check sits where connections are made, in aiohttp's connector (fetch.py speaks httpx's API
+over the aiohttp transport of httpx-aiohttp): a host name is resolved once, by GuardedResolver,
+every address it resolves to is checked, and the connector opens its socket to one of those same
+addresses. A name that answers with a public address to a first lookup and with 127.0.0.1 to a
+second (DNS rebinding) gains nothing, because there is no second lookup. The socket factory checks
+the address once more as the socket is made; that also covers URLs that name an address, which
+are never looked up. Every redirect hop opens its connection through the same connector, so every
+hop is checked too.
 """
 
 from __future__ import annotations
@@ -15,11 +18,16 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import httpcore
+import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from httpx_aiohttp import AiohttpTransport
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# getaddrinfo's 5-tuple for one address: (family, type, proto, canonname, sockaddr)
+AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
+SocketFactory = Callable[[AddrInfo], socket.socket]
 
 # Checked in this order, so the message names the most telling category (127.0.0.1 is also
 # "private" to the ipaddress module, 169.254.169.254 too).
@@ -68,80 +76,110 @@ def parse_network(network: str) -> IPNetwork:
     return ipaddress.ip_network(network.strip(), strict=False)
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves, refuses non-public addresses, then connects to an address it checked."""
+class AddressGuard:
+    """Refuses non-public addresses, except those within the `allow` ranges."""
 
-    def __init__(
-        self, allow: Iterable[str] = (), connect_with: httpcore.AsyncNetworkBackend | None = None
-    ) -> None:
+    def __init__(self, allow: Iterable[str] = ()) -> None:
         """`allow`: CIDR ranges (or single addresses) let through although not public."""
-        self._inner = connect_with or httpcore.AnyIOBackend()
         self._allow = tuple(parse_network(network) for network in allow)
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = await self.checked_addresses(host, port)
-        failure: httpcore.ConnectError | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except httpcore.ConnectError as exc:
-                failure = exc
-        assert failure is not None  # getaddrinfo never returns an empty list
-        raise failure
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    def check(self, host: str, address: str) -> None:
+        """AddressRefused when `host`'s `address` may not be fetched."""
+        ip = parse_address(address)
+        category = refused_category(ip)
+        if category is not None and not any(ip in network for network in self._allow):
+            raise AddressRefused(host, ip, category)
 
     async def checked_addresses(self, host: str, port: int) -> list[str]:
         """Every address `host` resolves to, or AddressRefused if any one of them is refused."""
-        addresses = await resolve(host, port)
+        addresses = [address for _, address in await lookup(host, port)]
         for address in addresses:
-            ip = parse_address(address)
-            category = refused_category(ip)
-            if category is not None and not any(ip in network for network in self._allow):
-                raise AddressRefused(host, ip, category)
+            self.check(host, address)
         return addresses
 
 
-async def resolve(host: str, port: int) -> list[str]:
-    """The host's addresses in the resolver's order; a failed lookup is a ConnectError."""
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise httpcore.ConnectError(f"{exc.strerror} ({host})") from exc
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+async def lookup(host: str, port: int, family: int = socket.AF_UNSPEC) -> list[tuple[int, str]]:
+    """(family, address) of each address of `host`, in the resolver's order, once each.
+
+    A failed lookup raises socket.gaierror, which aiohttp reports as a DNS failure."""
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, family=family
+    )
+    return list(dict.fromkeys((info[0], str(info[4][0])) for info in infos))
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver: one lookup per name, refused as a whole if any address is refused."""
+
+    def __init__(self, guard: AddressGuard) -> None:
+        self._guard = guard
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await lookup(host, port, family)
+        for _, address in found:
+            self._guard.check(host, address)
+        flags = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+        return [
+            ResolveResult(hostname=host, host=address, port=port, family=kind, proto=0, flags=flags)
+            for kind, address in found
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+def plain_socket(addr_info: AddrInfo) -> socket.socket:
+    family, kind, proto, _, _ = addr_info
+    return socket.socket(family=family, type=kind, proto=proto)
 
 
 def guarded_transport(
     limits: httpx.Limits,
     *,
     allow: Iterable[str] = (),
-    connect_with: httpcore.AsyncNetworkBackend | None = None,
-) -> httpx.AsyncHTTPTransport:
-    """httpx's own transport, with connections opened only to checked addresses.
+    connect_with: SocketFactory = plain_socket,
+) -> httpx.AsyncBaseTransport:
+    """httpx's API on aiohttp's transport, with connections opened only to checked addresses.
 
-    `allow` names ranges let through anyway (fetch.allowed_networks), `connect_with` is the
-    backend that opens the sockets once an address passed (anyio's by default); tests use both to
-    reach the loopback server while making sure nothing else is ever dialled.
+    `allow` names ranges let through anyway (fetch.allowed_networks), `connect_with` makes the
+    socket once its address passed; tests use both to reach the loopback server while making
+    sure nothing else is ever dialled.
     """
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    # httpx has no public way to choose httpcore's network backend, so the connection pool is
-    # rebuilt with the same settings around the guarded backend.
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=GuardedBackend(allow, connect_with),
-    )
-    return transport
+    guard = AddressGuard(allow)
+
+    def checked_socket(addr_info: AddrInfo) -> socket.socket:
+        address = str(addr_info[4][0])
+        guard.check(address, address)
+        return connect_with(addr_info)
+
+    return aiohttp_transport(limits, GuardedResolver(guard), checked_socket)
+
+
+def aiohttp_transport(
+    limits: httpx.Limits,
+    resolver: AbstractResolver | None = None,
+    socket_factory: SocketFactory | None = None,
+) -> httpx.AsyncBaseTransport:
+    """The transport for httpx.AsyncClient: aiohttp underneath, httpx's API above.
+
+    httpx's own transport costs several times aiohttp's CPU per request (its connection pool's
+    bookkeeping); keeping httpx above keeps every other line of fetch.py as it is.
+    """
+
+    # Loading the CA bundle takes a while: here, not in the first request's time budget.
+    ssl_context = httpx.create_ssl_context(trust_env=False)
+
+    def session() -> aiohttp.ClientSession:  # made by the transport inside the event loop
+        connector = aiohttp.TCPConnector(
+            limit=limits.max_connections or 0,
+            keepalive_timeout=limits.keepalive_expiry,
+            ssl=ssl_context,
+            resolver=resolver,
+            socket_factory=socket_factory,
+        )
+        # httpx keeps the cookies; aiohttp must not keep (and send) them a second time.
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+    return AiohttpTransport(limits=limits, client=session)
