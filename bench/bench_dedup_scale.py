@@ -568,7 +568,7 @@ def one_run(variant: str, feed_urls: list[str], db: Path) -> RunResult:
     folder, minhash = VARIANTS[variant]
     pipeline.Folder = folder  # type: ignore[misc]
     if not minhash:
-        pipeline.fingerprint_all = text_hashes_only
+        dedup.fingerprint_all = text_hashes_only
     settings = Settings().replace("fetch", allow_private_networks=True)
     store = SqlStore(f"sqlite:///{db}")
     store.migrate()

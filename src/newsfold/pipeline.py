@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from newsfold import dedup, schedule
 from newsfold.articles import ArticleMaker
-from newsfold.config import DedupSettings, Settings
+from newsfold.config import Settings
 from newsfold.errors import ExtractError, FetchError, ParseError, StoreError
 from newsfold.extract import ExtractPool
 from newsfold.fetch import Fetcher
@@ -307,7 +307,9 @@ class _FeedRunner:
     ) -> FeedCommit:
         texts = [a.text for a in articles]
         computed = (
-            await self.pool.call("fingerprinting", url, fingerprint_all, texts, self.settings.dedup)
+            await self.pool.call(
+                "fingerprinting", url, dedup.fingerprint_all, texts, self.settings.dedup
+            )
             if texts
             else []
         )
@@ -356,11 +358,6 @@ class Folder:
             default=1.0,
         )
         return Fold(story_id, similarity, fp.to_bytes(), keys)
-
-
-def fingerprint_all(texts: list[str], settings: DedupSettings) -> list[dedup.Fingerprint]:
-    """Fingerprints of a feed's new articles, computed in a worker process."""
-    return [dedup.fingerprint(text, settings) for text in texts]
 
 
 def refold(settings: Settings, store: Refolder, since: datetime, now: datetime) -> int:
