@@ -50,17 +50,23 @@ class Context:
         return self._settings
 
     def store(self) -> AbstractContextManager[Store]:
-        return opened_store(self.db_url)
+        return opened_store(self.db_url, self.verbosity)
 
 
 @contextmanager
-def opened_store(db_url: str) -> Iterator[Store]:
-    """The store at `db_url`, brought up to the current schema, closed at the end."""
+def opened_store(db_url: str, verbosity: int = 0) -> Iterator[Store]:
+    """The store at `db_url`, brought up to the current schema, closed at the end.
+
+    A migration that rewrites stored rows (building the search index of a large store) shows
+    a progress bar on a terminal.
+    """
+    from newsfold.output import MigrationBar
     from newsfold.store import open_store
 
     store = open_store(db_url)
     try:
-        store.migrate()
+        with MigrationBar(show=verbosity >= 0 and sys.stderr.isatty()) as bar:
+            store.migrate(bar.update)
         yield store
     finally:
         store.close()
@@ -424,6 +430,52 @@ def stories(obj: Context, since: str, limit: int, as_json: bool) -> None:
         output.print_stories(found)
     else:
         click.echo(f"No stories updated in the last {since}.")
+
+
+class _BadQuery(click.ClickException):
+    """A query with nothing to search: a usage error, told in one line."""
+
+    exit_code = EXIT_USAGE
+
+
+@cli.command()
+@click.argument("words", metavar="QUERY", nargs=-1, required=True)
+@click.option("--since", help="Stories updated within this long [default: all].")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array: stories with score, snippet.")
+@click.pass_obj
+def search(
+    obj: Context, words: tuple[str, ...], since: str | None, limit: int, as_json: bool
+) -> None:
+    """Stories whose copies match the query, best first, each story once.
+
+    The query: words (all must match), "quoted phrases", -excluded words, OR between
+    alternatives; case and accents do not matter. Quote it for the shell, and put -- before a
+    query that starts with a minus:
+
+    \b
+        newsfold search 'zurich "central bank" -football'
+        newsfold search -- '-football flood'
+    """
+    query = " ".join(words)
+    from newsfold import output
+    from newsfold.query import QueryError
+    from newsfold.search import find_stories
+
+    window = _duration(since, "--since")
+    preferred = obj.settings.dedup.preferred_outlets
+    with obj.store() as store:
+        try:
+            found = find_stories(store, query, utcnow() - window if window else None, limit)
+        except QueryError as exc:
+            raise _BadQuery(str(exc)) from None
+    found = [replace(f, story=_canonical_first(f.story, preferred)) for f in found]
+    if as_json:
+        _print_json([output.found_json(f) for f in found])
+    elif found:
+        output.print_found(found)
+    else:
+        click.echo(f"No stories match {query!r}" + (f" in the last {since}." if since else "."))
 
 
 @cli.command()

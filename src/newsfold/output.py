@@ -10,13 +10,16 @@ import io
 import json
 from collections.abc import Iterable
 from datetime import datetime
+from types import TracebackType
 from typing import Any
 
 from rich.console import Console, Group, JustifyMethod
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Column, Table
 from rich.text import Text
 
 from newsfold.model import FeedState, Story, StoryArticle
+from newsfold.search import Found
 from newsfold.urls import host_of
 
 
@@ -62,6 +65,22 @@ def story_json(story: Story) -> dict[str, Any]:
             for copy in story.articles
         ],
     }
+
+
+def found_json(found: Found) -> dict[str, Any]:
+    """A `search --json` result: the story as in the JSONL export, its score and snippet; the
+    snippet's matches are [start, end) character offsets into it."""
+    return {
+        **story_json(found.story),
+        "score": float(f"{found.score:.6g}"),
+        "snippet": found.snippet.text,
+        "snippet_marks": [list(mark) for mark in found.snippet.marks],
+    }
+
+
+def published(story: Story) -> datetime | None:
+    """When the story came out: its earliest dated copy."""
+    return min((a.published for a in story.articles if a.published), default=None)
 
 
 def jsonl(stories: Iterable[Story]) -> str:
@@ -169,6 +188,32 @@ def print_stories(stories: list[Story]) -> None:
     _console().print(table)
 
 
+def print_found(found: list[Found]) -> None:
+    """Search results, best first: title, copies, first outlet, published, then the snippet
+    with the matched words in bold."""
+    table = _table(
+        _fixed("id", max((len(str(f.story.id)) for f in found), default=2), justify="right"),
+        Column("story", ratio=1),
+        _fixed("copies", 6, justify="right"),
+        _fixed("first outlet", 16),
+        _fixed("published", TIME_WIDTH),
+    )
+    for item in found:
+        story = item.story
+        title = Text(story.title or story.url, overflow="ellipsis", no_wrap=True)
+        snippet = Text(item.snippet.text, style="dim", overflow="fold")
+        for start, end in item.snippet.marks:
+            snippet.stylize("bold not dim", start, end)
+        table.add_row(
+            str(story.id),
+            Group(title, snippet),
+            str(len(story.articles)),
+            outlet(story.articles[0]),
+            _short_time(published(story) or story.first_seen),
+        )
+    _console().print(table)
+
+
 def print_story(story: Story) -> None:
     """The story's title, then each copy: similarity, outlet, published, its title and URL."""
     console = _console()
@@ -232,3 +277,44 @@ def _cell(value: Any) -> str:
 def json_value(value: Any) -> Any:
     """json.dumps's `default`: datetimes as ISO 8601 in UTC, anything else as its text."""
     return iso(value) if isinstance(value, datetime) else str(value)
+
+
+class MigrationBar:
+    """A bar on stderr while a store upgrade rewrites stored rows; nothing when there is none.
+
+    with MigrationBar(show=sys.stderr.isatty()) as bar:
+        store.migrate(bar.update)
+    """
+
+    def __init__(self, show: bool) -> None:
+        self.bar = (
+            Progress(
+                TextColumn("upgrading the store"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            if show
+            else None
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> MigrationBar:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.stop()
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            return
+        if self.task is None:  # the first rows: only now is there something to show
+            self.bar.start()
+            self.task = self.bar.add_task("upgrade", total=total)
+        self.bar.update(self.task, completed=done, total=total)
+        self.bar.refresh()

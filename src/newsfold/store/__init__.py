@@ -12,11 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from newsfold.hostslots import SlotStore
 from newsfold.model import Article, Entry, FeedSource, FeedState, Story
 from newsfold.robots import RobotsStore
+
+if TYPE_CHECKING:
+    from newsfold.query import Query
+
+# (done, total): how far a migration that rewrites stored rows has come, for a progress bar.
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,17 @@ class FeedCommit:
     stories_new: int
 
 
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A story that matches a search, with its best-matching copy's text for the snippet."""
+
+    story_id: int
+    score: float  # higher is better; comparable within one query and one store only
+    article_id: int
+    title: str | None
+    text: str
+
+
 class FeedList(Protocol):
     """The feeds the user follows (the CLI's `feeds` commands and the config sync)."""
 
@@ -132,7 +149,17 @@ class StoryReader(Protocol):
 
     def story(self, story_id: int) -> Story | None: ...
 
+    def stories_by_id(self, ids: Sequence[int]) -> list[Story]: ...
+
     def article_text(self, url: str) -> tuple[Article, int | None] | None: ...
+
+
+class StorySearch(Protocol):
+    """What `newsfold search` asks the store: each matching story once, best first."""
+
+    def search_stories(
+        self, query: Query, since: datetime | None, limit: int
+    ) -> list[SearchHit]: ...
 
 
 class Refolder(Protocol):
@@ -144,7 +171,7 @@ class Admin(Protocol):
 
     url: str
 
-    def migrate(self) -> int: ...
+    def migrate(self, progress: Progress = ...) -> int: ...
 
     def close(self) -> None: ...
 
@@ -154,7 +181,16 @@ class Admin(Protocol):
 
 
 class Store(
-    FeedList, FeedQueue, RunRecords, StoryReader, Refolder, Admin, RobotsStore, SlotStore, Protocol
+    FeedList,
+    FeedQueue,
+    RunRecords,
+    StoryReader,
+    StorySearch,
+    Refolder,
+    Admin,
+    RobotsStore,
+    SlotStore,
+    Protocol,
 ):
     """All of it: what `open_store` returns. Each client asks only for the part it uses."""
 

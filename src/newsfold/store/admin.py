@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from newsfold.store import schema
+from newsfold.store import Progress, schema
 from newsfold.store.base import SqlBase, utc_now
 from newsfold.store.feeds import worker_seen
 from newsfold.store.schema import articles, feeds, runs, stories, workers
@@ -17,11 +17,11 @@ WORKERS_RECENT = timedelta(hours=1)  # `stats` lists the workers seen within thi
 
 
 class AdminSql(SqlBase):
-    def migrate(self) -> int:
+    def migrate(self, progress: Progress = schema.ignore_progress) -> int:
         with self._write() as conn:
             if not self.is_sqlite:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            return schema.migrate(conn, utc_now())
+            return schema.migrate(conn, utc_now(), progress)
 
     def check(self) -> list[str]:
         """Problems found in the store (empty when it is sound): file integrity and invariants."""

@@ -33,6 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 from newsfold.errors import StoreError
+from newsfold.store import Progress
+from newsfold.store.search import create_search_index
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -51,6 +53,9 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
 
+
+# A migration: a function of a connection and of a progress callback (most ignore it).
+Migration = Callable[[Connection, Progress], None]
 
 metadata = MetaData()
 
@@ -212,7 +217,7 @@ dedup_locks = Table(
 )
 
 
-def _lookup_indexes(conn: Connection) -> None:
+def _lookup_indexes(conn: Connection, progress: Progress) -> None:
     """The exact-text index on (hash, id); a store that briefly had a three-column band index
     gets the one-column one back."""
     for name in ("ix_articles_content_hash", "ix_dedup_bands_lookup"):
@@ -225,21 +230,26 @@ def _lookup_indexes(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
-def _create(*tables: Table) -> Callable[[Connection], None]:
-    def create(conn: Connection) -> None:
+def _create(*tables: Table) -> Migration:
+    def create(conn: Connection, progress: Progress) -> None:
         metadata.create_all(conn, tables=list(tables))
 
     return create
 
 
 # Append only. Position + 1 is the version number.
-MIGRATIONS: list[Callable[[Connection], None]] = [
+MIGRATIONS: list[Migration] = [
     _create(feeds, stories, articles, entries, fingerprints, dedup_bands, robots, runs),
     _create(workers, host_slots),
     _create(dedup_locks),
     _lookup_indexes,
+    create_search_index,
 ]
 LATEST = len(MIGRATIONS)
+
+
+def ignore_progress(done: int, total: int) -> None:
+    """Progress nobody watches."""
 
 
 def current_version(conn: Connection) -> int:
@@ -248,15 +258,16 @@ def current_version(conn: Connection) -> int:
     return int(version.scalar() or 0)
 
 
-def migrate(conn: Connection, now: datetime) -> int:
-    """Bring the schema to LATEST; returns the version it started from."""
+def migrate(conn: Connection, now: datetime, progress: Progress = ignore_progress) -> int:
+    """Bring the schema to LATEST; returns the version it started from. A migration that
+    rewrites stored rows reports through `progress` as it goes."""
     start = current_version(conn)
     if start > LATEST:
         raise StoreError(
             f"the store is at schema version {start}, newer than this newsfold ({LATEST}): upgrade"
         )
     for version in range(start + 1, LATEST + 1):
-        MIGRATIONS[version - 1](conn)
+        MIGRATIONS[version - 1](conn, progress)
         conn.execute(schema_version.insert().values(version=version, applied_at=now))
     return start
 

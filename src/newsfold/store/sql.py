@@ -4,6 +4,7 @@ One class made of one part per table and job, as the store's clients see it:
 
     base.py      the engine, transactions, errors          feeds.py    feeds, entries, leases
     articles.py  articles, one feed's commit               stories.py  stories and dedup rows
+    search.py    the full-text index and its queries
     robots.py    robots.txt answers                        slots.py    per-host slots of workers
     admin.py     migrations, run lock, check, runs, stats  rows.py     rows to the model and back
 
@@ -22,9 +23,10 @@ from newsfold.store.admin import AdminSql
 from newsfold.store.articles import ArticlesSql
 from newsfold.store.feeds import FeedsSql
 from newsfold.store.robots import RobotsSql
+from newsfold.store.search import SearchSql
 from newsfold.store.slots import HostSlotsSql
 from newsfold.store.stories import StoriesSql
 
 
-class SqlStore(FeedsSql, ArticlesSql, StoriesSql, RobotsSql, HostSlotsSql, AdminSql):
+class SqlStore(FeedsSql, ArticlesSql, StoriesSql, SearchSql, RobotsSql, HostSlotsSql, AdminSql):
     """Every part of the store over one engine (see the parts for what each does)."""

@@ -47,9 +47,13 @@ class StoriesSql(SqlBase):
             return _load_stories(conn, ids)
 
     def story(self, story_id: int) -> Story | None:
-        with self._read() as conn:
-            found = _load_stories(conn, [story_id])
+        found = self.stories_by_id([story_id])
         return found[0] if found else None
+
+    def stories_by_id(self, ids: Sequence[int]) -> list[Story]:
+        """The stories with these ids that exist, in the order given."""
+        with self._read() as conn:
+            return _load_stories(conn, list(ids))
 
     def prune_dedup(self, before: datetime) -> int:
         """Drop LSH band rows older than the window: nothing will be compared with them again."""
