@@ -1,7 +1,7 @@
 """Full-text search: what the index costs a run, its size, and how fast queries are.
 
 Run: .venv/bin/python bench/bench_search.py [--sizes 10000,1000000] [--backends sqlite,postgresql]
-     [--runs 3] [--queries 50] [--skip-run]
+     [--runs 3] [--queries 50] [--skip-run] [--skip-write] [--keep DIR]
 
 Tables:
 - cost in a run: `newsfold run --all` in-process (pipeline.run, tests/foldpages.py) over the
@@ -18,7 +18,8 @@ Tables:
   queries (two words of 5+ letters from one stored text) and as many phrases (4 consecutive
   words of one stored text): p50/p95 of `search_stories` (the store's statement) and of
   `find_stories` (what the command does in-process: query, stories with their copies,
-  snippets), then the `newsfold search` command's wall for 5 of each (Python's start included).
+  snippets), then the `newsfold search` command's wall for 5 of each (Python's start included);
+- quality: tests/test_search_quality.py's check, counted (phrases whose story is in the top 3).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from tests.foldpages import run_all, serve_docs
 from tests.server import FeedServer
 from tests.stores import PG_URL
 from tests.syndicate import corpus_texts, labelled_docs, paragraphs
+from tests.test_search_quality import QUERIES, SEED, TOP, phrase_misses
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LOAD_BATCH = 5000
@@ -289,13 +291,18 @@ def query_rows(store: SqlStore, db: str, kind: str, texts: list[str]) -> list[An
 class Backend:
     """Fresh stores of one kind: SQLite files in a directory, or PostgreSQL schemas."""
 
-    def __init__(self, name: str, scratch: Path) -> None:
+    def __init__(self, name: str, scratch: Path, keep: Path | None = None) -> None:
         self.name = name
         self.scratch = scratch
+        self.keep = keep
         self.schemas: list[str] = []
 
-    def url(self) -> str:
+    def url(self, kept_as: str | None = None) -> str:
+        """A fresh store; with `kept_as` and --keep, a SQLite file kept there under that name
+        (loaded by an earlier run when it exists)."""
         if self.name == "sqlite":
+            if kept_as and self.keep:
+                return f"sqlite:///{self.keep / kept_as}.db"
             return f"sqlite:///{self.scratch / uuid.uuid4().hex}.db"
         schema = f"bench_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(PG_URL, autocommit=True) as conn:
@@ -315,10 +322,10 @@ def archive_tables(
     pairs, phrases = queries(pool, count)
     size_rows, query_table = [], []
     for size in sizes_wanted:
-        url = backend.url()
+        url = backend.url(kept_as=f"articles-{size}")
         store = SqlStore(url)
         store.migrate()
-        seconds = load(store, size, pool)
+        seconds = load(store, size, pool) if store.stats()["articles"] < size else float("nan")
         index, table = sizes(store)
         size_rows.append(
             [
@@ -354,6 +361,15 @@ def archive_tables(
     )
 
 
+def quality(backend: Backend) -> list[str]:
+    """The quality check of tests/test_search_quality.py, counted: phrases found in the top 3."""
+    store = SqlStore(backend.url())
+    store.migrate()
+    misses = phrase_misses(store, labelled_docs(SEED, originals=100))
+    store.close()
+    return [backend.name, f"{QUERIES - len(misses)}/{QUERIES}", "; ".join(misses[:3])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,1000000")
@@ -361,24 +377,36 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--skip-run", action="store_true", help="leave out the cost in a run")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the SQLite archives in this directory, and reuse them"
+    )
+    parser.add_argument("--skip-write", action="store_true", help="leave out the write cost")
     args = parser.parse_args()
     print(machine_line())
     if not args.skip_run:
         run_cost(args.runs)
     pool = paragraph_pool()
     sizes_wanted = [int(s) for s in args.sizes.split(",")]
+    quality_rows: list[list[str]] = []
     with tempfile.TemporaryDirectory() as scratch:
         for name in args.backends.split(","):
-            backend = Backend(name, Path(scratch))
+            backend = Backend(name, Path(scratch), args.keep)
             try:
-                print_table(
-                    f"write cost per article, {name}, µs (3,000 articles)",
-                    ["without index", "with index", "ratio"],
-                    [write_cost(backend.url, pool)],
-                )
+                if not args.skip_write:
+                    print_table(
+                        f"write cost per article, {name}, µs (3,000 articles)",
+                        ["without index", "with index", "ratio"],
+                        [write_cost(backend.url, pool)],
+                    )
+                quality_rows.append(quality(backend))
                 archive_tables(backend, sizes_wanted, pool, args.queries)
             finally:
                 backend.cleanup()
+    print_table(
+        f"quality: 5-word phrases from the middle of a copy, story in the top {TOP}",
+        ["store", "found", "first misses"],
+        quality_rows,
+    )
 
 
 if __name__ == "__main__":

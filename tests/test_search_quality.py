@@ -47,25 +47,34 @@ def phrase_queries(docs: list[Doc]) -> Iterator[tuple[str, str]]:
         yield '"' + " ".join(words[middle : middle + PHRASE_WORDS]) + '"', story
 
 
-@pytest.mark.slow
-def test_a_phrase_from_a_copy_finds_its_story_in_the_top_3(store: Store, docs: list[Doc]) -> None:
-    """>= 95 of 100 five-word phrases rank their story in the first three results."""
+def store_docs(store: Store, docs: list[Doc]) -> dict[str, str]:
+    """Every doc in `store`, in its true story; the story of each stored story's label."""
     by_story: dict[str, list[Doc]] = defaultdict(list)
     for doc in docs:
         by_story[doc.story].append(doc)
-    label_of = {}
+    story_of = {}
     for number, (story, members) in enumerate(sorted(by_story.items())):
         label = f"s{number}"
-        label_of[label] = story
+        story_of[label] = story
         first = min(members, key=lambda d: d.published)
         save(store, label, [d.text for d in members], at=first.published, title=first.title)
-    hits = 0
+    return story_of
+
+
+def phrase_misses(store: Store, docs: list[Doc]) -> list[str]:
+    """The phrase queries whose story is not among the first TOP results."""
+    story_of = store_docs(store, docs)
     misses = []
     for query, story in phrase_queries(docs):
         found = find_stories(store, query, None, TOP)
-        top = [label_of[f.story.articles[0].url.rsplit("/", 1)[1]] for f in found]
-        if story in top:
-            hits += 1
-        else:
+        top = [story_of[f.story.articles[0].url.rsplit("/", 1)[1]] for f in found]
+        if story not in top:
             misses.append(query)
-    assert hits >= FLOOR * QUERIES, f"{hits}/{QUERIES}; missed: {misses}"
+    return misses
+
+
+@pytest.mark.slow
+def test_a_phrase_from_a_copy_finds_its_story_in_the_top_3(store: Store, docs: list[Doc]) -> None:
+    """>= 95 of 100 five-word phrases rank their story in the first three results."""
+    misses = phrase_misses(store, docs)
+    assert QUERIES - len(misses) >= FLOOR * QUERIES, f"missed: {misses}"
