@@ -1,6 +1,6 @@
 """Dedup through the whole pipeline: pages and feeds in, stories out, scored against labels.
 
-Run: .venv/bin/python bench/bench_fold_e2e.py [--seed 1] [--originals 100] [--orders 100] [--quick]
+Run: .venv/bin/python bench/bench_fold_e2e.py [--seed 1] [--originals 100] [--orders 30] [--quick]
 
 The evaluation set of bench/bench_dedup_quality.py (tests/syndicate.py, `labelled_docs`) is
 published as outlets would publish it (tests/foldpages.py): the corpus pages as captured (the
@@ -20,7 +20,11 @@ Tables:
   reports (hard negatives) and of different trap stories;
 - recall by family of same-story pairs;
 - dedup alone over random arrival orders (feeds are checked concurrently, so a run's order is
-  one draw): the spread of F1 and how many orders merge traps or same-event reports;
+  one draw), the ablation: the rule before stories could merge ("first come": a new article
+  joins the one story it matches best, stories never merge) against the rule of `dedup.regroup`
+  (the connected group an article joins is clustered afresh: merges and moves), per order, on
+  the stored texts; then every linkage of `dedup.cluster` over the same orders (F1 range,
+  spread, most wrong merges, distinct partitions) and the recall of each copy edit;
 - missed pairs of the first pipeline run, by cause: folding texts that arrived in an order that
   split them (stories are never merged), or texts that do not fold (once extracted, or even as
   source texts), with the verdict's reason;
@@ -42,6 +46,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import combinations
 from pathlib import Path
+from typing import Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package
 
@@ -50,7 +55,7 @@ from sqlalchemy import select
 
 from newsfold import pipeline
 from newsfold.config import DedupSettings, Settings
-from newsfold.dedup import Fingerprint, compare, fingerprint
+from newsfold.dedup import Fingerprint, Linkage, band_keys, compare, fingerprint
 from newsfold.store import schema
 from newsfold.store.sql import SqlStore
 from newsfold.urls import canonicalize_url
@@ -64,14 +69,24 @@ from tests.foldpages import (
     story_by_link,
 )
 from tests.server import FeedServer
-from tests.syndicate import BASE_TIME, Doc, Score, corpus_texts, fold, labelled_docs, score
+from tests.syndicate import (
+    BASE_TIME,
+    Doc,
+    Score,
+    corpus_texts,
+    edit_recall,
+    fold,
+    labelled_docs,
+    score,
+)
 
 SETTINGS = Settings().replace(
     "fetch", allow_private_networks=True, per_host=8, timeout=30.0, max_new_per_feed=1000
 )
 ORDERS_HEADER = (
-    "| texts | orders | F1 min | F1 median | F1 max | ARI min | orders with trap merges | "
-    "most trap merges | orders with hard-neg merges |\n|---|---|---|---|---|---|---|---|---|"
+    "| texts | rule | orders | F1 min | F1 median | F1 max | spread | ARI min | orders with "
+    "trap merges | most trap merges | orders with hard-neg merges | distinct partitions |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 HEADER = (
     "| run | stories | clusters | ARI | precision | recall | F1 | hard-neg merges | "
@@ -99,15 +114,45 @@ def row(outcome: Outcome) -> str:
     )
 
 
+Rule = Linkage | Literal["first come"]
+LINKAGES: tuple[Linkage, ...] = ("average", "folds-only", "complete", "single")
+
+
 def fold_in_order(
-    docs: Sequence[Doc], prints: Sequence[Fingerprint], ranks: Sequence[int]
+    docs: Sequence[Doc],
+    prints: Sequence[Fingerprint],
+    ranks: Sequence[int],
+    rule: Rule = "average",
 ) -> list[object]:
     """Dedup alone, as the pipeline folds: the docs arriving in the order of `ranks`."""
     arriving = [
         dataclasses.replace(d, published=BASE_TIME + timedelta(seconds=rank))
         for d, rank in zip(docs, ranks, strict=True)
     ]
-    return list(fold(arriving, prints, SETTINGS.dedup).stories)
+    if rule == "first come":
+        return fold_first_come(arriving, prints, SETTINGS.dedup)
+    return list(fold(arriving, prints, SETTINGS.dedup, rule).stories)
+
+
+def fold_first_come(
+    docs: Sequence[Doc], prints: Sequence[Fingerprint], settings: DedupSettings
+) -> list[object]:
+    """The rule stories had before they could merge: in order of arrival, each doc joins the
+    one story holding its best folding candidate (highest containment), or opens its own."""
+    order = sorted(range(len(docs)), key=lambda i: (docs[i].published, docs[i].id))
+    index: dict[int, list[int]] = {}
+    story_of: list[object] = list(range(len(docs)))
+    for i in order:
+        keys = band_keys(prints[i], settings)
+        best: tuple[float, float, int] | None = None
+        for j in sorted({j for key in keys for j in index.get(key, ())}):
+            sim = compare(prints[i], prints[j], settings)
+            if sim.folds and (best is None or (sim.containment_est, sim.jaccard_est) > best[:2]):
+                best = (sim.containment_est, sim.jaccard_est, j)
+        story_of[i] = story_of[best[2]] if best else i
+        for key in keys:
+            index.setdefault(key, []).append(i)
+    return story_of
 
 
 def publication_ranks(docs: Sequence[Doc]) -> list[int]:
@@ -126,24 +171,69 @@ def folded(name: str, docs: Sequence[Doc], prints: Sequence[Fingerprint], revers
     return Outcome(name, score(docs, clusters), clusters, 0, time.perf_counter() - started)
 
 
-def random_orders(
-    name: str, docs: Sequence[Doc], prints: Sequence[Fingerprint], orders: int
-) -> str:
-    """A table row: dedup alone over `orders` random arrival orders (seeded)."""
+def shuffled_ranks(count: int, orders: int) -> list[list[int]]:
+    """`orders` random arrival orders of `count` docs (seeded: every run draws the same)."""
     rng = random.Random(0)
-    scores = []
+    drawn = []
     for _ in range(orders):
-        ranks = list(range(len(docs)))
+        ranks = list(range(count))
         rng.shuffle(ranks)
-        scores.append(score(docs, fold_in_order(docs, prints, ranks)))
+        drawn.append(ranks)
+    return drawn
+
+
+def partition(clusters: Sequence[object]) -> frozenset[frozenset[int]]:
+    """The clustering as a set of sets of doc indexes, whatever its labels."""
+    groups: dict[object, set[int]] = {}
+    for i, cluster in enumerate(clusters):
+        groups.setdefault(cluster, set()).add(i)
+    return frozenset(frozenset(g) for g in groups.values())
+
+
+def per_order_table(docs: Sequence[Doc], prints: Sequence[Fingerprint], orders: int) -> None:
+    """The ablation, order by order: first come against regroup (average linkage)."""
+    print(
+        "| order | first come F1 | regroup F1 | first come trap merges | regroup trap merges "
+        "| first come hard-neg merges | regroup hard-neg merges |\n|---|---|---|---|---|---|---|"
+    )
+    for number, ranks in enumerate(shuffled_ranks(len(docs), orders), 1):
+        old = score(docs, fold_in_order(docs, prints, ranks, "first come"))
+        new = score(docs, fold_in_order(docs, prints, ranks, "average"))
+        print(
+            f"| {number} | {old.f1:.4f} | {new.f1:.4f} | {old.trap_merges} | {new.trap_merges} "
+            f"| {old.hard_negative_merges} | {new.hard_negative_merges} |"
+        )
+    print()
+
+
+def random_orders(
+    name: str, docs: Sequence[Doc], prints: Sequence[Fingerprint], orders: int, rule: Rule
+) -> tuple[str, list[list[object]]]:
+    """A table row: dedup alone over `orders` random arrival orders (seeded), and the clusters."""
+    scores, runs = [], []
+    for ranks in shuffled_ranks(len(docs), orders):
+        clusters = fold_in_order(docs, prints, ranks, rule)
+        runs.append(clusters)
+        scores.append(score(docs, clusters))
     f1 = sorted(s.f1 for s in scores)
     traps = sum(s.trap_merges > 0 for s in scores)
     negatives = sum(s.hard_negative_merges > 0 for s in scores)
+    partitions = len({partition(clusters) for clusters in runs})
     return (
-        f"| {name} | {orders} | {f1[0]:.3f} | {statistics.median(f1):.3f} | {f1[-1]:.3f} | "
-        f"{min(s.ari for s in scores):.3f} | {traps} | {max(s.trap_merges for s in scores)} | "
-        f"{negatives} |"
-    )
+        f"| {name} | {rule} | {orders} | {f1[0]:.4f} | {statistics.median(f1):.4f} | "
+        f"{f1[-1]:.4f} | {f1[-1] - f1[0]:.4f} | {min(s.ari for s in scores):.4f} | {traps} | "
+        f"{max(s.trap_merges for s in scores)} | {negatives} | {partitions} |"
+    ), runs
+
+
+def edit_table(docs: Sequence[Doc], runs: Sequence[Sequence[object]]) -> None:
+    """Recall of same-story pairs by the edit a copy went through, the worst order's."""
+    recalls = [edit_recall(docs, clusters) for clusters in runs]
+    print("| edit | pairs | recall, worst order | recall, best order |\n|---|---|---|---|")
+    for edit, (_joined, total) in recalls[0].items():
+        shares = [r[edit][0] / total for r in recalls]
+        print(f"| {edit} | {total} | {min(shares):.4f} | {max(shares):.4f} |")
+    print()
 
 
 def clusters_of(docs: Sequence[Doc], base_url: str, store: SqlStore) -> list[object]:
@@ -258,7 +348,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1, help="seed of the evaluation set")
     parser.add_argument("--originals", type=int, default=100, help="corpus texts syndicated")
-    parser.add_argument("--orders", type=int, default=100, help="random arrival orders folded")
+    parser.add_argument("--orders", type=int, default=30, help="random arrival orders folded")
     parser.add_argument("--quick", action="store_true", help="one pipeline run, no refolds")
     args = parser.parse_args()
     print(machine_line() + "\n")
@@ -292,11 +382,19 @@ def main() -> None:
             print(row(outcome))
         print()
         print_recall(outcomes, docs)
-        print(f"Dedup alone over {args.orders} random arrival orders\n")
+        print(f"Ablation: first come against regroup, stored texts, {args.orders} arrival orders\n")
+        per_order_table(docs, extracted, args.orders)
+        print(f"Dedup alone over {args.orders} random arrival orders, by rule and linkage\n")
         print(ORDERS_HEADER)
-        print(random_orders("source texts", docs, source, args.orders))
-        print(random_orders("stored texts (first pipeline run)", docs, extracted, args.orders))
+        runs: dict[str, list[list[object]]] = {}
+        for name, prints in (("source texts", source), ("stored texts", extracted)):
+            for rule in ("first come", *LINKAGES):
+                line, runs[f"{name} {rule}"] = random_orders(name, docs, prints, args.orders, rule)
+                print(line)
         print()
+        for name in ("source texts", "stored texts"):
+            print(f"Recall by copy edit, regroup (average linkage), {name}\n")
+            edit_table(docs, runs[f"{name} average"])
         missed_pairs(outcomes[3], docs, server.base_url, stored)
         if not args.quick:
             refold_table(docs, server.base_url, stores[0])

@@ -5,9 +5,13 @@ the same texts:
 
 - `syndicate(original, rng, n)`: copies of a wire story as outlets republish it (new headline,
   cut after a few paragraphs, editor's note, dateline and credit line changed, a paragraph
-  dropped, an updated version with new paragraphs, page chrome leaking into the text).
+  dropped, numbers corrected, an updated version with new paragraphs, page chrome leaking into
+  the text).
 - `trap_stories(seed)`: families of templated stories (market wraps, weather, football results,
   earthquake reports, lottery draws, earnings) that share most wording but not their facts.
+- `live_series(rng)`: live-update posts ("The Latest: ..."), each a new timestamped item over
+  the same running background; `short_posts(rng)`: photo-set posts of a few sentences that
+  share a blog's wording, and short briefs republished as they are.
 - `outlet_page(doc)`: a text wrapped in one of a few outlet page templates (nav, footer,
   canonical link, og tags, published time), plain HTML without external assets;
   `outlet_feed(outlet, docs)`: an RSS 2.0 feed linking to such pages.
@@ -19,8 +23,10 @@ the same texts:
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -30,7 +36,7 @@ from itertools import combinations
 from math import comb
 
 from newsfold.config import DedupSettings
-from newsfold.dedup import Fingerprint, band_keys, choose_story, compare
+from newsfold.dedup import Fingerprint, Linkage, Placed, band_keys, compare, regroup
 from newsfold.errors import ExtractError
 from newsfold.extract import extract_page
 from tests.textmetrics import CORPUS, corpus_pages
@@ -263,6 +269,25 @@ def _add_paragraphs(paras: list[str], rng: random.Random) -> list[str]:
     return [*paras, *new]
 
 
+_NUMBER = re.compile(r"\b\d+\b")
+
+
+def _correct(paras: list[str], title: str, outlet: Outlet, rng: random.Random) -> Edit:
+    """The corrected version: one or two of the story's numbers changed, the rest as it was.
+
+    The wire corrects a story once, so every copy of one text that carries the correction
+    carries the same one (drawn from the text itself, not from `rng`).
+    """
+    found = [(i, m) for i, para in enumerate(paras) for m in _NUMBER.finditer(para)]
+    rng = random.Random("\n".join(paras))
+    chosen = rng.sample(found, min(len(found), rng.randint(1, 2)))
+    out = list(paras)
+    for i, match in sorted(chosen, key=lambda c: (c[0], c[1].start()), reverse=True):
+        value = int(match.group()) + rng.randint(1, 9)
+        out[i] = out[i][: match.start()] + str(value) + out[i][match.end() :]
+    return out, title
+
+
 def _chrome(paras: list[str], title: str, outlet: Outlet, rng: random.Random) -> Edit:
     related = f"Related: {rng.choice(_RELATED_HEADLINES)}"
     furniture = [*outlet.chrome, related]
@@ -272,9 +297,10 @@ def _chrome(paras: list[str], title: str, outlet: Outlet, rng: random.Random) ->
     return out, title
 
 
-# In the order a copy goes through them: the dateline lands on the story's first paragraph,
-# an editor's note and page chrome come last.
+# In the order a copy goes through them: a correction is made to the whole text, the dateline
+# lands on the story's first paragraph, an editor's note and page chrome come last.
 TRANSFORMS: dict[str, Transform] = {
+    "correct": _correct,
     "headline": _new_headline,
     "truncate": _truncate,
     "dateline": _dateline,
@@ -498,6 +524,184 @@ def trap_stories(seed: int = 7, per_family: int = 7) -> list[Doc]:
     return docs
 
 
+# --- running texts and short posts -----------------------------------------------------------
+
+_LIVE_EVENTS = (
+    (
+        "wildfire in the Corran Hills",
+        "The fire broke out on {day} afternoon in dry scrub above the village of Tellan and was "
+        "driven east by gusts of up to {n1} km/h. It has since burned about {n2} hectares of "
+        "forest and farmland, according to the Corran fire service.",
+        "More than {n3} firefighters, supported by {n4} water-bombing aircraft, are working along "
+        "a front of roughly {n5} kilometres. Authorities have ordered the evacuation of {n6} homes "
+        "in Tellan, Brissac and the surrounding hamlets, and set up a shelter at the Marrow "
+        "sports hall.",
+        "The region has had almost no rain for {n7} weeks, and forecasters at the Halden weather "
+        "office warned that hot, dry winds would continue until at least the weekend. Officials "
+        "have asked residents not to use the hill roads, which are needed for fire engines.",
+    ),
+    (
+        "storm Ysolde",
+        "Storm Ysolde made landfall on the Vell coast early on {day} with sustained winds of "
+        "{n1} km/h, bringing down trees and power lines across the Estuary and Dunmore "
+        "districts. The Vell meteorological office had issued its highest warning {n2} hours "
+        "earlier.",
+        "About {n3} households were without electricity at the height of the storm, the grid "
+        "operator Norlink said, and {n4} ferry crossings to the islands were cancelled. Schools "
+        "in {n5} municipalities stayed closed.",
+        "Emergency services received more than {n6} calls overnight, mostly about fallen trees "
+        "and flooded cellars. The coastguard said {n7} people had been rescued from vehicles "
+        "caught by rising water on the Saltmarsh road.",
+    ),
+    (
+        "count in the Arlen regional election",
+        "Polls closed at {n1} p.m. on {day} in the Arlen regional election, in which {n2} seats "
+        "are contested and turnout was estimated at {n3} per cent by the Arlen electoral "
+        "commission. Counting began at once in {n4} centres across the region.",
+        "The governing Unity League, led by Premier Oren Balsky, is seeking a third term, while "
+        "the opposition Green Compact under Maris Tovey has promised a vote on the future of the "
+        "Kesh coal mine. Polls before the vote put the two parties within {n5} points.",
+        "Under Arlen's rules a party needs {n6} seats for a majority. Postal votes, about {n7} per "
+        "cent of the total, are counted from Monday, so close seats may not be decided for days.",
+    ),
+    (
+        "rescue at the Dunvar mine",
+        "A section of the Dunvar copper mine collapsed on {day} morning, trapping {n1} workers "
+        "about {n2} metres below ground, the mine's operator Sorrel Metals said. Two other "
+        "workers escaped through a ventilation shaft.",
+        "Rescue teams from three regions are drilling a shaft of {n3} centimetres across to "
+        "reach the chamber where the men are believed to be sheltering. Oxygen and water have "
+        "been sent down through a borehole drilled {n4} hours after the collapse.",
+        "The Dunvar mine employs about {n5} people and has been in operation since {n6}. "
+        "Inspectors from the national mining authority last visited it {n7} months ago, "
+        "according to records seen by local reporters.",
+    ),
+)
+_LIVE_ITEMS = (
+    "{name}, a spokesperson for the {body}, said at {place} that {n} more people had been "
+    "moved to safety and that {m} crews would work through the night.",
+    "The {body} said {n} people had been treated for minor injuries, {m} of them in {place}, "
+    "and that none was in a serious condition, according to {name}.",
+    "Officials in {place} opened a second centre for those forced from their homes, with room "
+    "for {n} people; {name} of the {body} said {m} had arrived so far.",
+    "{name} of the {body} told reporters in {place} that the next update would come in {m} "
+    "hours and that {n} volunteers had registered to help.",
+    "Roads into {place} reopened to residents, {name} said, but {n} streets remain closed and "
+    "the {body} expects the work to take {m} days.",
+)
+_PLACES = ("Tellan", "Brissac", "Marrow", "Dunmore", "Kesh", "Saltmarsh", "Halden", "Orvik")
+LIVE_SERIES = 4
+LIVE_POSTS = (5, 8)  # posts per series
+
+
+def live_series(rng: random.Random, series: int = LIVE_SERIES) -> list[Doc]:
+    """Live-update posts: each a story of its own, "The Latest" over the same running text.
+
+    A post is a new timestamped item on top of the running background paragraphs every post of
+    the series repeats (with a paragraph more in the later posts).
+    """
+    docs = []
+    for s, (event, *background) in enumerate(_LIVE_EVENTS[:series]):
+        values = {f"n{i}": rng.randint(3, 900) for i in range(1, 8)}
+        running = [p.format(day=rng.choice(_WEEKDAYS), **values) for p in background]
+        start = BASE_TIME + timedelta(hours=rng.randint(0, 48))
+        posts = rng.randint(*LIVE_POSTS)
+        for k in range(posts):
+            at = start + timedelta(minutes=35 * k + rng.randint(0, 20))
+            item = rng.choice(_LIVE_ITEMS).format(
+                name=_name(rng),
+                body=rng.choice(_BODIES),
+                place=rng.choice(_PLACES),
+                n=rng.randint(3, 480),
+                m=rng.randint(2, 36),
+            )
+            clock = f"{at:%I:%M} {'a.m.' if at.hour < 12 else 'p.m.'}"
+            extra = [_update_paragraph(rng)] if k >= posts // 2 else []
+            story = f"trap-live-{s}-{k}"
+            docs.append(
+                Doc(
+                    id=story,
+                    story=story,
+                    title=f"The Latest on the {event} ({clock})",
+                    text="\n\n".join([f"{clock}: {item}", *running[:2], *extra, *running[2:]]),
+                    outlet=WIRE,
+                    published=at,
+                    kind="trap:live",
+                )
+            )
+    return docs
+
+
+_BLOGS = ("Riverside Lens", "Harbour Sketchbook", "Upland Pictures")
+_PHOTO_SUBJECTS = (
+    "Frost on the reeds by the old canal lock, just after sunrise.",
+    "The harvest market in the square, from the stalls to the last cart home.",
+    "Low cloud over the quarry and the wet slate of the cutting.",
+    "Swifts over the church tower on the first warm evening of the year.",
+    "Boats drawn up on the shingle while the tide is out.",
+    "The night shift at the bakery, flour in the lamplight.",
+    "Snow on the allotments and a robin on every fork handle.",
+    "Kites over the dunes at the spring festival, seen from the pier.",
+    "The last ferry of the season leaving the harbour in a gale.",
+)
+_PHOTO_WORDING = (
+    "Another set from this week's walks. Click any picture to see it at full size, and scroll "
+    "down for the rest of the set.",
+    "Prints of every picture here can be ordered from the studio; get in touch through the "
+    "contact page.",
+)
+_BRIEFS = (
+    "Council workers will close the bridge on Mill Lane for {n} days from Monday while the deck "
+    "is resurfaced, the council said. Buses will divert via the ring road.",
+    "The library on Castle Street reopens on Saturday after a refit costing {n},000 pounds, with "
+    "a new children's room and longer evening hours on weekdays.",
+    "Police are appealing for witnesses after a van struck a lamp post on Quay Road at about "
+    "{m}pm on Tuesday. Nobody was hurt, and the road reopened after {n} minutes.",
+)
+
+
+def short_posts(rng: random.Random) -> list[Doc]:
+    """Texts of a few sentences: distinct photo sets posted by one blog (each its own story)
+    and short news briefs, some republished unchanged under a new headline (one story)."""
+    docs = []
+    subjects = rng.sample(_PHOTO_SUBJECTS, len(_PHOTO_SUBJECTS))
+    for b, blog in enumerate(_BLOGS):
+        outlet = OUTLETS[1 + b]
+        for part in range(1, 4):
+            caption = subjects[(b * 3 + part - 1) % len(subjects)]
+            story = f"trap-photo-{b}-{part}"
+            docs.append(
+                Doc(
+                    id=story,
+                    story=story,
+                    title=f"{blog}: photo set {part}",
+                    text="\n\n".join([caption, *_PHOTO_WORDING]),
+                    outlet=outlet,
+                    published=BASE_TIME + timedelta(hours=rng.randint(0, 72)),
+                    kind="trap:photo",
+                )
+            )
+    for i, brief in enumerate(_BRIEFS):
+        text = brief.format(n=rng.randint(2, 40), m=rng.randint(1, 11))
+        first = rng.choice(OUTLETS)
+        original = Doc(
+            id=f"brief-{i}",
+            story=f"brief-{i}",
+            title=" ".join(text.split()[:8]),
+            text=text,
+            outlet=first,
+            published=BASE_TIME + timedelta(hours=rng.randint(0, 72)),
+            kind="brief",
+        )
+        docs.append(original)
+        for c in range(rng.randint(1, 2)):
+            outlet = rng.choice([o for o in OUTLETS if o != first])
+            edit = rng.choice(("headline", "dateline"))
+            paras, title = TRANSFORMS[edit]([text], original.title, outlet, rng)
+            docs.append(_version(original, f"c{c}", paras, title, outlet, rng, f"copy:{edit}"))
+    return docs
+
+
 # --- outlet pages ----------------------------------------------------------------------------
 
 _NAV = ("World", "Business", "Politics", "Science", "Sport", "Culture", "Opinion")
@@ -561,6 +765,7 @@ def outlet_feed(outlet: Outlet, docs: Sequence[Doc]) -> str:
 
 # --- the evaluation set ----------------------------------------------------------------------
 
+RUNNING_SEED = 7919  # offsets the seed of the running texts and short posts
 GROUPS_FILE = CORPUS / "syndication" / "article-groups.json"
 MIN_WORDS_TO_SYNDICATE = 150
 
@@ -592,7 +797,10 @@ def labelled_docs(
     - `originals` other corpus articles of at least 150 words, each with 2 to 4 syndicated copies
       (in one story of five the wire original itself is left out, so copies must find each other);
     - templated traps, a third of them with one or two syndicated copies;
-    - every other corpus article as a story of its own.
+    - every other corpus article as a story of its own;
+    - live-update series, a third of their posts with one or two syndicated copies, and short
+      posts (`live_series`, `short_posts`), drawn from a random generator of their own so that
+      the docs above stay what they were.
     """
     rng = random.Random(seed)
     texts = corpus_texts() if texts is None else texts
@@ -614,7 +822,12 @@ def labelled_docs(
         docs.append(trap)
         if rng.random() < 1 / 3:
             docs.extend(syndicate(trap, rng, rng.randint(1, 2)))
-    return docs
+    running = random.Random(seed + RUNNING_SEED)
+    for post in live_series(running):
+        docs.append(post)
+        if running.random() < 1 / 3:
+            docs.extend(syndicate(post, running, running.randint(1, 2)))
+    return docs + short_posts(running)
 
 
 def _long_enough(text: str) -> bool:
@@ -693,6 +906,28 @@ def score(docs: Sequence[Doc], clusters: Sequence[object]) -> Score:
     )
 
 
+def edit_recall(docs: Sequence[Doc], clusters: Sequence[object]) -> dict[str, tuple[int, int]]:
+    """Per edit a copy went through ("truncate", "update", ...): (same-story pairs with a doc
+    so edited put in one cluster, such pairs)."""
+    counts: dict[str, list[int]] = {}
+    indexed = list(zip(docs, clusters, strict=True))
+    for (a, cluster_a), (b, cluster_b) in combinations(indexed, 2):
+        if a.story == b.story:
+            for edit in _edits(a) | _edits(b):
+                joined, total = counts.setdefault(edit, [0, 0])
+                counts[edit] = [joined + (cluster_a == cluster_b), total + 1]
+    return {edit: (joined, total) for edit, (joined, total) in sorted(counts.items())}
+
+
+def _edits(doc: Doc) -> set[str]:
+    if doc.kind == "update":
+        return {"update"}
+    if not doc.kind.startswith("copy:"):
+        return set()
+    made, _, base = doc.kind.removeprefix("copy:").partition("/")
+    return set(made.split("+")) | ({base} if base else set())
+
+
 def _merged_pairs(
     docs: Sequence[Doc], clusters: Sequence[object], family: Callable[[Doc], str | None]
 ) -> int:
@@ -713,29 +948,47 @@ def _merged_pairs(
 class Folding:
     """The outcome of `fold`: each doc's story, and how many candidate pairs were verified."""
 
-    stories: list[int]  # for each doc, the index of the doc that started its story
+    stories: list[int]  # for each doc, a label of its story
     compared: int
 
 
 def fold(
-    docs: Sequence[Doc], fingerprints: Sequence[Fingerprint], settings: DedupSettings
+    docs: Sequence[Doc],
+    fingerprints: Sequence[Fingerprint],
+    settings: DedupSettings,
+    linkage: Linkage = "average",
 ) -> Folding:
     """Cluster `docs` as the pipeline does: in order of publication, each doc looks up its LSH
-    candidates among the docs before it, verifies them and joins one story or starts its own.
+    candidates among the docs before it and verifies them; the connected groups of those that
+    fold join the doc's group, which `regroup` clusters afresh (merging and moving stories).
     """
     order = sorted(range(len(docs)), key=lambda i: (docs[i].published, docs[i].id))
     index: dict[int, list[int]] = {}
-    story_of = list(range(len(docs)))
+    story_of = [-1] * len(docs)
+    group_of = list(range(len(docs)))
+    groups: dict[int, list[int]] = {}
+    stories = itertools.count()
     compared = 0
     for i in order:
         keys = band_keys(fingerprints[i], settings)
         candidates = sorted({j for key in keys for j in index.get(key, ())})
         compared += len(candidates)
-        pairs = [
-            (story_of[j], compare(fingerprints[i], fingerprints[j], settings)) for j in candidates
-        ]
-        story = choose_story(pairs)
-        story_of[i] = i if story is None else story
+        linked = sorted(
+            {
+                group_of[j]
+                for j in candidates
+                if compare(fingerprints[i], fingerprints[j], settings).folds
+            }
+        )
+        members = [i, *(m for g in linked for m in groups.pop(g))]
+        groups[i] = members
+        for m in members:
+            group_of[m] = i
+        placed = [Placed(m, story_of[m] if m != i else None, fingerprints[m]) for m in members]
+        for group in regroup(placed, settings, linkage):
+            story = next(stories) if group.story is None else group.story
+            for m in group.members:
+                story_of[m] = story
         for key in keys:
             index.setdefault(key, []).append(i)
     return Folding(story_of, compared)

@@ -16,6 +16,8 @@ from newsfold.config import DedupSettings
 from newsfold.dedup import (
     Copy,
     Fingerprint,
+    Group,
+    Placed,
     Similarity,
     band_keys,
     choose_canonical,
@@ -25,20 +27,24 @@ from newsfold.dedup import (
     fact_tokens,
     fingerprint,
     normalize_text,
+    regroup,
     shingles,
 )
 from newsfold.extract import extract_page
 from tests.syndicate import (
     BASE_TIME,
     OUTLETS,
+    TRANSFORMS,
     TRAP_FAMILIES,
     Doc,
     fold,
     labelled_docs,
+    live_series,
     outlet_feed,
     outlet_page,
     paragraphs,
     score,
+    short_posts,
 )
 from tests.textmetrics import CORPUS
 
@@ -173,6 +179,103 @@ def test_identical_text_folds_on_the_exact_layer() -> None:
     b = fingerprint("STORM hits the coast — 40 homes lost power!", SETTINGS)
     assert a.text_hash == b.text_hash
     assert compare(a, b, SETTINGS).reason == "identical text"
+
+
+def test_live_update_posts_stay_apart_and_their_copies_fold() -> None:
+    """Posts of one live-update series repeat the running background under a new timestamped
+    item: each is news of its own; a copy of one post (new headline, chrome) folds with it."""
+    posts = [d for d in live_series(random.Random(4), series=1)]
+    prints = [fingerprint(d.text, SETTINGS) for d in posts]
+    first, second = prints[0], prints[1]
+    assert exact_similarity(posts[0].text, posts[1].text, SETTINGS)[1] >= 0.6  # mostly shared
+    similarity = compare(first, second, SETTINGS)
+    assert not similarity.folds
+    assert "news of its own" in similarity.reason
+    copy, _ = TRANSFORMS["chrome"](
+        paragraphs(posts[0].text), posts[0].title, OUTLETS[2], random.Random(1)
+    )
+    assert verify(posts[0].text, "\n\n".join(copy)).folds
+
+
+def test_updated_copy_with_corrected_numbers_and_new_paragraphs_folds(wire: list[str]) -> None:
+    """A wire update: a corrected figure in the opening, a new paragraph on top; it folds."""
+    corrected = [wire[0].replace("375,000", "385,000"), *wire[1:]]
+    assert corrected[0] != wire[0]
+    new = "Late on Wednesday the utility said 34 more towns would lose power, Ana Ruiz said."
+    similarity = verify("\n\n".join(wire), "\n\n".join([new, *corrected]))
+    assert similarity.folds, similarity.reason
+
+
+def test_short_posts_fold_only_when_near_identical() -> None:
+    """Three photo-set posts of one blog share its wording but not their captions: three
+    stories; a short brief republished with a dateline and credit line still folds."""
+    posts = short_posts(random.Random(2))
+    photos = [d.text for d in posts if d.kind == "trap:photo"][:3]
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        similarity = verify(photos[a], photos[b])
+        assert not similarity.folds
+        assert "short texts" in similarity.reason
+    brief = (
+        posts[-1].text
+        if posts[-1].kind == "brief"
+        else next(d.text for d in posts if d.kind == "brief")
+    )
+    paras, _ = TRANSFORMS["dateline"]([brief], "t", OUTLETS[1], random.Random(3))
+    similarity = verify(brief, "\n\n".join(paras))
+    assert similarity.folds, similarity.reason
+
+
+def test_regroup_merges_two_stories_an_article_shows_to_be_one(wire: list[str]) -> None:
+    """A copy cut after three paragraphs and a copy without the first two opened two stories
+    (they share one paragraph, too little to fold); the whole text folds with both, and the
+    two copies' own texts overlap, so regroup merges them into the older story."""
+    cut = fingerprint("\n\n".join(wire[:3]), SETTINGS)
+    tail = fingerprint("\n\n".join(wire[2:]), SETTINGS)
+    full = fingerprint("\n\n".join(wire), SETTINGS)
+    assert not compare(cut, tail, SETTINGS).folds
+    placed = [Placed("tail", 9, tail), Placed("cut", 7, cut), Placed("full", None, full)]
+    assert regroup(placed, SETTINGS) == [Group(7, ("tail", "cut", "full"), (9,))]
+
+
+def test_regroup_keeps_ids_and_opens_a_story_for_a_group_without_one(wire: list[str]) -> None:
+    """Stories that stay apart keep their ids; an article that fits none opens a new story."""
+    other = fingerprint("\n\n".join(paragraphs(truth_text(SAME_EVENT[0]))), SETTINGS)
+    placed = [
+        Placed("a", 3, fingerprint("\n\n".join(wire), SETTINGS)),
+        Placed("b", 5, other),
+        Placed("c", None, fingerprint("\n\n".join(wire[:4]), SETTINGS)),
+    ]
+    by_key = {g.members: g for g in regroup(placed, SETTINGS)}
+    assert set(by_key) == {("a", "c"), ("b",)}
+    assert by_key["a", "c"].story == 3 and by_key["b",].story == 5
+
+
+def test_stories_do_not_depend_on_the_order_of_arrival() -> None:
+    """The evaluation set folded in ten random arrival orders gives one partition."""
+    docs = labelled_docs(seed=5)
+    prints = [fingerprint(d.text, SETTINGS) for d in docs]
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(10):
+        ranks = list(range(len(docs)))
+        rng.shuffle(ranks)
+        arriving = [
+            dataclasses.replace(d, published=BASE_TIME + timedelta(seconds=r))
+            for d, r in zip(docs, ranks, strict=True)
+        ]
+        stories = fold(arriving, prints, SETTINGS).stories
+        groups: dict[int, set[int]] = {}
+        for i, story in enumerate(stories):
+            groups.setdefault(story, set()).add(i)
+        seen.add(frozenset(frozenset(g) for g in groups.values()))
+    assert len(seen) == 1
+
+
+def test_fingerprints_stored_before_openings_were_kept_still_read(wire: list[str]) -> None:
+    """A fingerprint of format version 1 reads back, with no opening facts."""
+    fp = fingerprint("\n\n".join(wire), SETTINGS)
+    version_1 = bytes([1]) + fp.to_bytes()[1 : -2 - 4 * len(fp.opening)]
+    assert Fingerprint.from_bytes(version_1) == dataclasses.replace(fp, opening=())
 
 
 def _similarity(containment: float, folds: bool = True) -> Similarity:

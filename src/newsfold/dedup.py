@@ -11,8 +11,11 @@ How an article finds its story:
    that the fact-bearing tokens (numbers, names) agree. Templated stories (market wraps,
    weather, results) share most of their wording but not their facts, so shingle overlap alone
    would fold them.
-4. Clustering: `choose_story` joins the one story the article matches best; it never merges two
-   existing stories. `choose_canonical` picks the copy that represents a story.
+4. Clustering: the articles linked by verified pairs form connected groups; `regroup`
+   clusters a group afresh (`cluster`, average linkage) whenever a new article joins it, and
+   says which stories merge and which articles move, so the stories depend on the set of
+   articles, not on the order they came in. `choose_canonical` picks the copy that represents
+   a story.
 
 The defaults in `DedupSettings` were chosen on the evaluation set of bench/bench_dedup_quality.py.
 """
@@ -23,11 +26,12 @@ import hashlib
 import re
 import struct
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 import numpy as np
 import xxhash
@@ -57,14 +61,22 @@ _AGENCIES = frozenset(
 )  # fmt: skip
 _FEW_FACTS = 3  # below this many facts of a kind, a share of them is no evidence
 _STRAY_NAMES = 1  # a byline, photo credit or sign-off gives one copy a name the other lacks
+_CORRECTED_SHARE = 4  # a corrected copy may change one number in four (at least two)
 _MIN_MATCHES = 2  # equal MinHash values needed before containment is scaled up from Jaccard
+_OWN_NEWS = 3  # facts of an opening the other text lacks that make it news of its own
+_SHORT_SHINGLES = 96  # a text of fewer than 100 words (96 word 5-grams) is short
+_NEAR_IDENTICAL = 0.9  # containment at which texts too short and bare to judge still fold
+_OPENING_MIN = 15
+_OPENING_WORDS = 80
+_OPENING_FACTS = 32  # fact hashes kept of the opening paragraph
 _MINHASH_SEED = 1
 _LEAD_PERM = 32
 _BAND_VALUES = 128
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 _HEADER = struct.Struct(
     "<BHHIHHI"
 )  # version, perms, lead perms, shingles, lead's, facts kept, seen
+_OPENING = struct.Struct("<H")  # since version 2: opening facts kept
 
 
 def normalize_text(text: str) -> str:
@@ -100,8 +112,32 @@ def fact_tokens(text: str) -> frozenset[str]:
     ("3.5", "1,204", "10:30"); a capitalised word of two letters or more counts unless it opens
     a sentence, a quote or a dash clause, where any word is capitalised. Tokens are casefolded.
     """
+    return _facts_of_prose("\n".join(_prose_lines(text)))
+
+
+def opening_facts(text: str) -> frozenset[str]:
+    """The facts of a text's opening: its first prose paragraph of at least `_OPENING_MIN`
+    words (shorter lines are headlines, captions, notes) that holds any, at most its first
+    `_OPENING_WORDS` words (for texts that come as one long paragraph).
+
+    A live-update post opens with its new item, an updated copy with the story's own opening
+    (or new paragraphs over it): `compare` reads the two openings to tell them apart.
+    """
+    for line in _prose_lines(text):
+        words = line.split()
+        if len(words) >= _OPENING_MIN and (
+            found := _facts_of_prose(" ".join(words[:_OPENING_WORDS]))
+        ):
+            return found
+    return frozenset()
+
+
+def _prose_lines(text: str) -> list[str]:
     lines = unicodedata.normalize("NFKC", text).splitlines()
-    prose = "\n".join(line for line in lines if line.rstrip().endswith(_PROSE_END))
+    return [line for line in lines if line.rstrip().endswith(_PROSE_END)]
+
+
+def _facts_of_prose(prose: str) -> frozenset[str]:
     found = _FACT_SCAN.findall("\n" + _DATELINE.sub("", prose.lstrip(), count=1))
     return (
         frozenset(
@@ -127,6 +163,8 @@ class Fingerprint:
     cut short keeps the lead). `facts` holds the smallest `fact_sketch_size` 32-bit hashes of
     the fact tokens, sorted: a bottom-k sketch, exact while `fact_count` fits; a fact's hash is
     even for a number and odd for a name. `text_hash` is the SHA-256 of the normalized text.
+    `opening` holds the hashes of the `opening_facts` (at most `_OPENING_FACTS`, sorted; none in
+    a fingerprint stored before they were kept).
     """
 
     signature: bytes
@@ -136,13 +174,14 @@ class Fingerprint:
     facts: tuple[int, ...]
     fact_count: int
     text_hash: bytes
+    opening: tuple[int, ...] = ()
 
     @property
     def num_perm(self) -> int:
         return len(self.signature) // 4
 
     def to_bytes(self) -> bytes:
-        """Compact form for the store: header, signatures, fact hashes, text hash."""
+        """Compact form for the store: header, signatures, fact hashes, text hash, opening."""
         header = _HEADER.pack(
             _FORMAT_VERSION,
             self.num_perm,
@@ -152,15 +191,16 @@ class Fingerprint:
             len(self.facts),
             self.fact_count,
         )
-        facts = np.asarray(self.facts, dtype="<u4").tobytes()
-        return header + self.signature + self.lead + facts + self.text_hash
+        facts = _u32(self.facts)
+        opening = _OPENING.pack(len(self.opening)) + _u32(self.opening)
+        return header + self.signature + self.lead + facts + self.text_hash + opening
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Fingerprint:
-        """Read what `to_bytes` wrote."""
+        """Read what `to_bytes` wrote, in this format version or the one before."""
         header = _HEADER.unpack_from(data)
         version, num_perm, lead_perm, shingles, lead_shingles, kept, seen = header
-        if version != _FORMAT_VERSION:
+        if version not in (1, _FORMAT_VERSION):
             raise ValueError(f"unknown fingerprint format version {version}")
         parts = []
         start = _HEADER.size
@@ -168,15 +208,28 @@ class Fingerprint:
             parts.append(data[start : start + size])
             start += size
         signature, lead, facts, digest = parts
+        opening: tuple[int, ...] = ()
+        if version >= 2:
+            (count,) = _OPENING.unpack_from(data, start)
+            opening = _ints(data[start + _OPENING.size : start + _OPENING.size + 4 * count])
         return cls(
             signature=signature,
             lead=lead,
             shingle_count=shingles,
             lead_count=lead_shingles,
-            facts=tuple(int(f) for f in np.frombuffer(facts, dtype="<u4")),
+            facts=_ints(facts),
             fact_count=seen,
             text_hash=digest,
+            opening=opening,
         )
+
+
+def _u32(values: Sequence[int]) -> bytes:
+    return np.asarray(values, dtype="<u4").tobytes()
+
+
+def _ints(data: bytes) -> tuple[int, ...]:
+    return tuple(int(f) for f in np.frombuffer(data, dtype="<u4"))
 
 
 def fingerprint_all(texts: list[str], settings: DedupSettings) -> list[Fingerprint]:
@@ -210,7 +263,7 @@ def fingerprint(text: str, settings: DedupSettings) -> Fingerprint:
     ordered = shingle_list(normalized, settings.shingle_size)
     lead_shingles = max(settings.lead_words - settings.shingle_size + 1, 1)
     lead = ordered[:lead_shingles] if settings.lead_words else []
-    return sketch(ordered, lead, fact_tokens(text), normalized, settings)
+    return sketch(ordered, lead, fact_tokens(text), normalized, settings, opening_facts(text))
 
 
 def sketch(
@@ -219,13 +272,16 @@ def sketch(
     facts: Iterable[str],
     normalized: str,
     settings: DedupSettings,
+    opening: Iterable[str] = (),
 ) -> Fingerprint:
     """A fingerprint from its parts (`fingerprint` makes them; benchmarks try other shingles).
 
-    `ordered` holds all shingles in text order, `lead` those of the lead (empty: no lead keys).
+    `ordered` holds all shingles in text order, `lead` those of the lead (empty: no lead keys),
+    `opening` the facts of the opening (empty: no opening check).
     """
     unique, lead_unique = set(ordered), set(lead)
     fact_hashes = sorted({_fact_hash(f) for f in facts})
+    opening_hashes = sorted({_fact_hash(f) for f in opening})[:_OPENING_FACTS]
     return Fingerprint(
         signature=_minhash(unique, settings.num_perm),
         lead=_minhash(lead_unique, _LEAD_PERM) if lead_unique else b"",
@@ -234,6 +290,7 @@ def sketch(
         facts=tuple(fact_hashes[: settings.fact_sketch_size]),
         fact_count=len(fact_hashes),
         text_hash=hashlib.sha256(normalized.encode()).digest(),
+        opening=tuple(opening_hashes),
     )
 
 
@@ -294,6 +351,8 @@ class Similarity:
 
     `containment_est` is the higher of the whole texts' and the leads' estimate; `fact_overlap`
     the lower of the `fact_overlaps` scores (1.0 when neither kind can be compared).
+    `contradicts`: the texts overlap enough to fold but their facts or their openings say they
+    are different news (not merely too little to tell).
     """
 
     jaccard_est: float
@@ -301,6 +360,7 @@ class Similarity:
     fact_overlap: float
     folds: bool
     reason: str
+    contradicts: bool = False
 
 
 def equal_values(a: bytes, b: bytes) -> int:
@@ -327,17 +387,20 @@ def containment_from_jaccard(jaccard: float, size_a: int, size_b: int) -> float:
     return min(1.0, jaccard * (size_a + size_b) / (1.0 + jaccard) / smaller)
 
 
-def fact_overlaps(a: Fingerprint, b: Fingerprint) -> dict[str, float]:
+def fact_overlaps(a: Fingerprint, b: Fingerprint, near_identical: bool = False) -> dict[str, float]:
     """How well the numbers and the names of two texts agree, each from 0 to 1.
 
     A kind scores |A ∩ B| / min(|A|, |B|): the share of the smaller set found in the other.
-    Numbers are strict; with fewer than three on either side, one shared number scores 1 (a
-    copy cut short keeps few) and none scores 0 (a quake of another magnitude); they are left
-    out only when a text has none. Names are left out when either text has fewer than three
+    One number of the smaller set in four (at least two) may differ at no cost (a corrected copy
+    fixes a figure or two; a templated story changes most of them); with fewer than three on
+    either side, one shared number scores 1 (a copy cut short keeps few) and none scores 0 (a
+    quake of another magnitude); they are left out only when a text has none. Names are left
+    out when either text has fewer than three
     (templates repeat names: indices, agencies, institutions), and one name of the smaller set
     may be missing at no cost (a byline, photo credit or sign-off). Where a bottom-k sketch was
     cut, both are compared below the lower cut-off, a uniform sample of each set, and a kind
-    needs three facts in the sample to score.
+    needs three facts in the sample to score. Texts `near_identical` otherwise whose names all
+    agree leave out numbers too few to score when none is shared: a corrected figure.
     """
     cut = [fp.facts[-1] for fp in (a, b) if fp.fact_count > len(fp.facts)]
     cutoff = min(cut, default=1 << 32)
@@ -348,22 +411,33 @@ def fact_overlaps(a: Fingerprint, b: Fingerprint) -> dict[str, float]:
         smaller = min(len(facts_a), len(facts_b))
         shared = len(facts_a & facts_b)
         if smaller >= _FEW_FACTS:
-            stray = _STRAY_NAMES if kind == "names" else 0
+            stray = _STRAY_NAMES if kind == "names" else max(2, smaller // _CORRECTED_SHARE)
             overlaps[kind] = min(1.0, (shared + stray) / smaller)
         elif smaller and kind == "numbers" and not cut:
             overlaps[kind] = 1.0 if shared else 0.0
+    if near_identical and overlaps.get("numbers") == 0.0 and overlaps.get("names", 0.0) == 1.0:
+        del overlaps["numbers"]  # the one figure or two of a text otherwise the same: corrected
     return overlaps
 
 
 def compare(a: Fingerprint, b: Fingerprint, settings: DedupSettings | None = None) -> Similarity:
     """Verify a candidate pair.
 
-    Folds when the normalized texts are identical, or when the shingle containment reaches
-    `threshold` and the facts agree (`fact_overlaps`: numbers and names each at least
-    `fact_threshold`). Containment is estimated from the whole texts' signatures and from the
-    leads', and the higher counts: a copy cut after a few paragraphs shares a tenth of a long
-    story's shingles (a noisy estimate) but most of its lead's. Containment is never below the
-    Jaccard index, so texts with a high Jaccard index pass the overlap test too.
+    Folds when the normalized texts are identical, or when all of these hold:
+
+    - the shingle containment reaches `threshold`. It is estimated from the whole texts'
+      signatures and from the leads', and the higher counts: a copy cut after a few paragraphs
+      shares a tenth of a long story's shingles (a noisy estimate) but most of its lead's.
+      Containment is never below the Jaccard index, so texts with a high Jaccard index pass too;
+    - the facts agree (`fact_overlaps`: numbers and names each at least `fact_threshold`);
+    - the openings are not news of their own (`own_news`): a live-update post repeats the
+      running background of the series under a new item, so each post's opening holds facts
+      the other lacks, while an updated copy keeps the story's opening (new paragraphs go over
+      it or after it, a correction changes a number or two);
+    - two short texts (both under 100 words) are near-identical (containment at least 0.9):
+      a few sentences hold too few facts to tell texts apart and share a blog's or a
+      template's wording too easily for a looser match to mean anything. (A copy cut short
+      of a long story is judged as any copy: the long text is evidence enough.)
     """
     settings = settings or DedupSettings()
     if a.text_hash == b.text_hash:
@@ -371,22 +445,53 @@ def compare(a: Fingerprint, b: Fingerprint, settings: DedupSettings | None = Non
     jaccard, containment = estimate_containment(
         a.signature, b.signature, a.shingle_count, b.shingle_count
     )
-    if a.lead and b.lead:  # a copy cut short is contained in the lead: a sharper estimate
+    if _lead_is_partial(a) or _lead_is_partial(b):  # a copy cut short: the sharper estimate
         lead = estimate_containment(a.lead, b.lead, a.lead_count, b.lead_count)[1]
         containment = max(containment, lead)
-    overlaps = fact_overlaps(a, b)
+    overlaps = fact_overlaps(a, b, near_identical=containment >= _NEAR_IDENTICAL)
     facts = min(overlaps.values(), default=1.0)
+
+    def verdict(folds: bool, reason: str, contradicts: bool = False) -> Similarity:
+        return Similarity(jaccard, containment, facts, folds, reason, contradicts)
+
     overlap = f"containment {containment:.2f}"
     if containment < settings.threshold:
-        reason = f"too little overlap: {overlap} < {settings.threshold:.2f}"
-        return Similarity(jaccard, containment, facts, False, reason)
+        return verdict(False, f"too little overlap: {overlap} < {settings.threshold:.2f}")
     overlap += f" >= {settings.threshold:.2f}"
     detail = ", ".join(f"{kind} {value:.2f}" for kind, value in overlaps.items())
     if facts < settings.fact_threshold:
         reason = f"{overlap} but facts differ: {detail} (< {settings.fact_threshold:.2f})"
-        return Similarity(jaccard, containment, facts, False, reason)
+        return verdict(False, reason, contradicts=True)
+    news = own_news(a, b), own_news(b, a)
+    if min(news) >= _OWN_NEWS:
+        return verdict(
+            False,
+            f"{overlap} but each opening has news of its own ({news[0]} and {news[1]} facts"
+            " the other lacks)",
+            contradicts=True,
+        )
+    if max(a.shingle_count, b.shingle_count) < _SHORT_SHINGLES:
+        if containment < _NEAR_IDENTICAL:
+            return verdict(
+                False,
+                f"short texts, too little to tell apart: {overlap} but not near-identical"
+                f" (< {_NEAR_IDENTICAL:.2f})",
+            )
+        return verdict(True, f"{overlap}: short texts, near-identical")
     agree = f"facts agree: {detail}" if overlaps else "too few facts to tell apart"
-    return Similarity(jaccard, containment, facts, True, f"{overlap} and {agree}")
+    return verdict(True, f"{overlap} and {agree}")
+
+
+def _lead_is_partial(fp: Fingerprint) -> bool:
+    """Whether the lead signature covers only the start of the text (else it adds only noise)."""
+    return bool(fp.lead) and fp.lead_count < fp.shingle_count
+
+
+def own_news(a: Fingerprint, b: Fingerprint) -> int:
+    """How many facts of `a`'s opening `b` lacks (only facts `b`'s fact sketch can vouch for)."""
+    facts = set(b.facts)
+    cut = b.facts[-1] if b.fact_count > len(b.facts) else 1 << 32
+    return sum(1 for f in a.opening if f not in facts and f <= cut)
 
 
 def exact_similarity(text_a: str, text_b: str, settings: DedupSettings) -> tuple[float, float]:
@@ -403,6 +508,10 @@ def exact_similarity(text_a: str, text_b: str, settings: DedupSettings) -> tuple
 
 StoryId = TypeVar("StoryId")
 Key = TypeVar("Key")
+Linkage = Literal["average", "folds-only", "complete", "single"]
+LINKAGE_SHARE = 0.5  # average linkage: more than this share of cross pairs must agree
+RELATED = 0.1  # containment below the threshold but at least this: texts that share a part
+NEAR_COPY = 0.6  # Jaccard index of a folding pair that is most of one text: a near-copy
 
 
 def choose_story(candidates: Sequence[tuple[StoryId, Similarity]]) -> StoryId | None:
@@ -420,6 +529,145 @@ def choose_story(candidates: Sequence[tuple[StoryId, Similarity]]) -> StoryId | 
         if sim.folds
     ]
     return max(folding, key=lambda item: item[:3])[3] if folding else None
+
+
+@dataclass(frozen=True, slots=True)
+class Placed(Generic[Key]):
+    """An article of a connected group: its key, its story (None: not placed yet), its text."""
+
+    key: Key
+    story: int | None
+    fingerprint: Fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class Group(Generic[Key]):
+    """One story of a regrouped connected group.
+
+    `story` is the story it keeps (None: a new story), `members` its articles, `absorbed` the
+    other stories merged into it: their members are in `members`, their ids now lead here.
+    """
+
+    story: int | None
+    members: tuple[Key, ...]
+    absorbed: tuple[int, ...] = ()
+
+
+def cluster(
+    fingerprints: Sequence[Fingerprint],
+    settings: DedupSettings,
+    linkage: Linkage = "average",
+) -> list[list[int]]:
+    """The stories of one connected group of texts, as lists of indexes into `fingerprints`.
+
+    Identical texts are one node. Nodes start alone and the two groups with the strongest
+    link merge, again and again, while a link holds (`_Pairs.link`). With "average" linkage
+    (the rule) two groups join when a pair across them folds and either more than half of
+    the pairs across agree (fold, or share a part of their text without contradicting each
+    other) or, with no pair across contradicting, a folding pair has a near-copy in its own
+    group (an updated version that holds the whole original: a copy cut from its new part
+    joins them). So one text that folds with two stories whose own texts do not match (a
+    roundup of two stories, a background shared by two live posts) never joins them.
+    "folds-only" counts folding pairs alone, "complete" needs every pair, "single" one (the
+    ablation of bench_fold_e2e). Ties go by the mean containment across, then by the text
+    hashes: the outcome depends on the set of texts, never on the order they came in.
+    """
+    nodes: dict[bytes, list[int]] = {}
+    for index, fp in enumerate(fingerprints):
+        nodes.setdefault(fp.text_hash, []).append(index)
+    order = sorted(nodes)
+    pairs = _Pairs([fingerprints[nodes[h][0]] for h in order], settings)
+    groups = [[i] for i in range(len(order))]
+    while len(groups) > 1:
+        best: tuple[float, float, int, int] | None = None
+        for x in range(len(groups)):
+            for y in range(x + 1, len(groups)):
+                link = pairs.link(groups[x], groups[y], linkage)
+                if link is not None:
+                    candidate = (*link, -x, -y)
+                    best = candidate if best is None else max(best, candidate)
+        if best is None:
+            break
+        x, y = -best[2], -best[3]
+        groups[x] += groups.pop(y)
+    return sorted(sorted(i for node in group for i in nodes[order[node]]) for group in groups)
+
+
+class _Pairs:
+    """Every pair of a group's texts compared once: what `cluster` links groups by."""
+
+    def __init__(self, prints: Sequence[Fingerprint], settings: DedupSettings) -> None:
+        size = len(prints)
+        self.folds = np.eye(size, dtype=bool)
+        self.agree = np.eye(size, dtype=bool)  # folds, or shares a part without contradiction
+        self.contradict = np.zeros((size, size), dtype=bool)  # different news (`compare`)
+        self.near = np.zeros((size, size), dtype=bool)  # folds and is most of the same text
+        self.strength = np.eye(size)
+        for i in range(size):
+            for j in range(i + 1, size):
+                sim = compare(prints[i], prints[j], settings)
+                related = sim.containment_est >= RELATED
+                values = {
+                    "folds": sim.folds,
+                    "agree": sim.folds or (related and not sim.contradicts),
+                    "contradict": sim.contradicts,
+                    "near": sim.folds and sim.jaccard_est >= NEAR_COPY,
+                    "strength": sim.containment_est,
+                }
+                for name, value in values.items():
+                    matrix = getattr(self, name)
+                    matrix[i, j] = matrix[j, i] = value
+
+    def link(self, x: list[int], y: list[int], linkage: Linkage) -> tuple[float, float] | None:
+        """(share of folding pairs, mean containment) across two groups, None: stay apart."""
+        across = np.ix_(x, y)
+        folds = self.folds[across]
+        if not folds.any():
+            return None
+        share = float(folds.mean()), float(self.strength[across].mean())
+        if linkage == "single":
+            return share
+        if linkage == "complete":
+            return share if folds.all() else None
+        if linkage == "folds-only":
+            return share if share[0] > LINKAGE_SHARE else None
+        if self.agree[across].mean() > LINKAGE_SHARE:
+            return share
+        if self.contradict[across].any():
+            return None
+        anchored_x = np.asarray(self.near[np.ix_(x, x)].any(axis=1))
+        anchored_y = np.asarray(self.near[np.ix_(y, y)].any(axis=1))
+        anchored = (folds & anchored_x[:, None]).any() or (folds & anchored_y[None, :]).any()
+        return share if anchored else None
+
+
+def regroup(
+    placed: Sequence[Placed[Key]], settings: DedupSettings, linkage: Linkage = "average"
+) -> list[Group[Key]]:
+    """The stories of a connected group after a new article joined it, as merges and moves.
+
+    `placed` holds every article of the group (those already in stories and the new one).
+    The group is clustered afresh (`cluster`), so the result does not depend on the order the
+    articles came in. Each existing story, oldest (lowest id) first, stays with the group
+    holding most of its members among those no older story kept; a story whose members all
+    went to groups older stories kept is merged into the one holding most of them. A group
+    left without a story is a new story.
+    """
+    groups = cluster([p.fingerprint for p in placed], settings, linkage)
+    of_group = {member: g for g, members in enumerate(groups) for member in members}
+    keeps: list[int | None] = [None] * len(groups)
+    absorbed: list[list[int]] = [[] for _ in groups]
+    for story in sorted({p.story for p in placed if p.story is not None}):
+        held = Counter(of_group[i] for i, p in enumerate(placed) if p.story == story)
+        free = [g for g in held if keeps[g] is None]
+        if free:
+            keeps[min(free, key=lambda g: (-held[g], g))] = story
+        else:
+            absorbed[min(held, key=lambda g: (-held[g], g))].append(story)
+    return [
+        Group(keeps[g], tuple(placed[i].key for i in members), tuple(absorbed[g]))
+        for g, members in enumerate(groups)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
