@@ -12,25 +12,25 @@ text hashes; the bulk reuses the fingerprints of 1,000 generated texts with rand
 (distinct texts share no band). The bulk goes in with executemany in transactions of 20,000
 articles, indexes dropped and made again afterwards. Then, in a fresh process that first reads
 the store file once (so the OS caches it, as it would a store in daily use), `--new` articles
-are saved through `SqlStore.record_feed` with `pipeline.Folder`, 10 per feed transaction, the
-fingerprints made beforehand as the pipeline's worker pool makes them: a third of them are
-syndicated copies of stored corpus texts (tests/syndicate.py), so candidates exist and are
-verified; the rest are new texts. The sizes take turns, --rounds times. Printed per measurement,
-in µs per article: wall and CPU time of record_feed (the process has one thread and SQLite works
-in it, so CPU time is the work's cost whatever else the machine runs), of which the fold decision
-(exact-text and candidate queries, verification), the rest being inserts and commit; candidates
-per article, copies folded, KB the process wrote (WAL and checkpoints), its RSS before and after
-(VmRSS) and its peak (VmHWM); then the medians of both sizes and their ratio, and the wall time
-of each kind of statement.
+are saved through `SqlStore.record_feed` with the pipeline's fold rules, 10 per feed
+transaction, their plans (fingerprints, band keys) made beforehand as the pipeline's worker pool
+makes them: a third of them are syndicated copies of stored corpus texts (tests/syndicate.py), so
+candidates exist and are verified; the rest are new texts. The sizes take turns, --rounds times.
+Printed per measurement, in µs per article: wall and CPU time of record_feed (the process has one
+thread and SQLite works in it, so CPU time is the work's cost whatever else the machine runs), of
+which the fold decision (exact-text and candidate queries, verification), the rest being inserts
+and commit; candidates per article, copies folded, KB the process wrote (WAL and checkpoints), its
+RSS before and after (VmRSS) and its peak (VmHWM); then the medians of both sizes and their
+ratio, and the wall time of each kind of statement.
 With --dir the filled stores are kept there and reused (the measured rows are deleted after).
 
 **Share.** The labelled set of bench/bench_fold_e2e.py (corpus pages, syndicated copies, trap
 stories in outlet pages and feeds), served by bench/common.py's server in its own process, one
 loopback address per outlet; newsfold's `pipeline.run` on a fresh SQLite store, default settings
 (loopback allowed). Three variants take turns for --rounds rounds, each run in a fresh process:
-dedup as it is; `pipeline.Folder` replaced by a trivial one (a new story for every article, no
-query); and also no MinHash (fingerprints reduced to the text hash). Printed: wall time and CPU
-(main process, extraction workers), medians over the rounds, and what dedup adds to the run, from
+dedup as it is; no lookup and a trivial decision (a new story for every article); and also no
+MinHash (plans reduced to the text hash). Printed: wall time and CPU (main process, extraction
+workers), medians over the rounds, and what dedup adds to the run, from
 those medians and measured directly: the CPU time of the fold decisions during the run (in the
 store's thread) and of fingerprinting the stored texts (what the worker pool does), measured
 after it. On a shared machine the CPU figures are the ones to read; wall time follows the load.
@@ -61,14 +61,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests packag
 
 from bench_workers import StatementLog
 from common import CorpusServer, Route, TreeUsage, machine_line, mb, run_in_process
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.schema import CreateIndex, Index
 
-from newsfold import dedup, pipeline
-from newsfold.config import Settings
+from newsfold import dedup, fold, pipeline
+from newsfold.config import DedupSettings, Settings
+from newsfold.fold import FoldDecision, FoldPlan, FoldRules, Found
 from newsfold.model import Article, Entry, FeedSource
-from newsfold.store import Candidate, DedupIndex, FeedUpdate, Fold, schema
+from newsfold.store import FeedUpdate, PlannedArticle, schema
+from newsfold.store import stories as story_rows
 from newsfold.store.sql import SqlStore
 from tests.foldpages import (
     HTML_TYPE,
@@ -256,34 +258,32 @@ class FoldClock:
     candidates: int = 0
 
 
-class TimedIndex:
-    """A DedupIndex that times the store's answers."""
+@dataclass(frozen=True, slots=True)
+class TimedRules(FoldRules):
+    """The pipeline's rules, their decisions timed and their candidates counted."""
 
-    def __init__(self, index: DedupIndex, clock: FoldClock) -> None:
-        self.index = index
-        self.clock = clock
+    clock: FoldClock = field(default_factory=FoldClock)
 
-    def story_with_text(self, content_hash: str, exclude_article: int) -> int | None:
-        with self.clock.queries.timing():
-            return self.index.story_with_text(content_hash, exclude_article)
-
-    def candidates(self, band_keys: Sequence[int], since: datetime) -> list[Candidate]:
-        with self.clock.queries.timing():
-            found = self.index.candidates(band_keys, since)
-        self.clock.candidates += len(found)
-        return found
-
-
-class TimedFolder:
-    """pipeline.Folder, timed."""
-
-    def __init__(self, folder: pipeline.Folder, clock: FoldClock) -> None:
-        self.folder = folder
-        self.clock = clock
-
-    def __call__(self, article_id: int, article: Article, index: DedupIndex) -> Fold:
+    def decide(self, plan: FoldPlan, found: Found) -> FoldDecision:
+        self.clock.candidates += len(found.candidates)
         with self.clock.fold.timing():
-            return self.folder(article_id, article, TimedIndex(index, self.clock))
+            return fold.decide(plan, found, self.settings)
+
+
+@contextmanager
+def timed_look_ups(clock: FoldClock) -> Iterator[None]:
+    """The store's dedup queries (its `look_up`) timed, as part of the fold decision."""
+    real = story_rows.look_up
+
+    def look_up(conn: Connection, article_id: int, plan: FoldPlan, since: datetime) -> Found:
+        with clock.fold.timing(), clock.queries.timing():
+            return real(conn, article_id, plan, since)
+
+    story_rows.look_up = look_up
+    try:
+        yield
+    finally:
+        story_rows.look_up = real
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +329,7 @@ def measure(path: Path, stored: int, count: int) -> ScaleResult:
     """Save `count` new articles into the filled store at `path` (run in a fresh process)."""
     read_through(path)
     items = new_articles(WARM_UP + count)
-    prints = {a.url: dedup.fingerprint(a.text, SETTINGS.dedup) for a in items}
+    prints = {a.url: fold.plan(a.text, SETTINGS.dedup) for a in items}
     store = SqlStore(f"sqlite:///{path}")
     now = datetime.now(UTC)
     store.sync_feeds([FeedSource("https://new.example/feed.xml")], now)
@@ -374,29 +374,32 @@ def _save(
     store: SqlStore,
     feed_id: int,
     batch: Sequence[NewArticle],
-    prints: dict[str, dedup.Fingerprint],
+    plans: dict[str, FoldPlan],
     clock: FoldClock,
     now: datetime,
 ) -> int:
     """One feed transaction saving `batch`, as the pipeline saves it; new stories made."""
     entries = [Entry(a.url, a.url, "new", None, now) for a in batch]
     articles = [
-        Article(
-            url=a.url,
-            feed_id=feed_id,
-            entry_key=a.url,
-            title="new",
-            text=a.text,
-            text_source="page",
-            published=now,
-            content_hash=prints[a.url].text_hash.hex(),
+        PlannedArticle(
+            Article(
+                url=a.url,
+                feed_id=feed_id,
+                entry_key=a.url,
+                title="new",
+                text=a.text,
+                text_source="page",
+                published=now,
+            ),
+            plans[a.url],
         )
         for a in batch
     ]
     update = FeedUpdate(feed_id, now, now + timedelta(minutes=30))
-    folder = TimedFolder(pipeline.Folder(SETTINGS, now, prints), clock)
+    rules = TimedRules(SETTINGS.dedup, now - SETTINGS.dedup.window, clock)
     links = {a.url: a.url for a in batch}
-    return store.record_feed(update, entries, articles, links, folder).stories_new
+    with timed_look_ups(clock):
+        return store.record_feed(update, entries, articles, links, rules).stories_new
 
 
 def _delete_new_rows(path: Path, stored: int) -> None:
@@ -516,39 +519,53 @@ def statement_us(results: Sequence[ScaleResult], kind: str) -> str:
 # Dedup's share of a run
 
 
-class NewStoryFolder:
-    """No dedup: every article starts its own story; nothing is looked up or indexed."""
-
-    def __init__(self, settings: Settings, now: datetime, fingerprints: Any = None) -> None:
-        self.fingerprints = fingerprints or {}
-
-    def __call__(self, article_id: int, article: Article, index: DedupIndex) -> Fold:
-        return Fold(None, 1.0, b"", ())
-
-
-def text_hashes_only(texts: list[str], settings: Any) -> list[dedup.Fingerprint]:
-    """Fingerprints without MinHash: only the text hash the store keeps as content_hash."""
-    digests = [hashlib.sha256(dedup.normalize_text(t).encode()).digest() for t in texts]
-    return [dedup.Fingerprint(b"", b"", 0, 0, (), 0, digest) for digest in digests]
-
-
-class TimedPipelineFolder(pipeline.Folder):
-    """pipeline.Folder, the CPU time of its decisions (in the store's thread) added up."""
+class Fold:
+    """The CPU time of the fold (the store's lookups and the decisions, in the store's thread)."""
 
     cpu = 0.0
 
-    def __call__(self, article_id: int, article: Article, index: DedupIndex) -> Fold:
+    @staticmethod
+    @contextmanager
+    def timing() -> Iterator[None]:
         started = time.thread_time()
         try:
-            return super().__call__(article_id, article, index)
+            yield
         finally:
-            TimedPipelineFolder.cpu += time.thread_time() - started
+            Fold.cpu += time.thread_time() - started
 
 
-VARIANTS: dict[str, tuple[type[Any], bool]] = {  # name -> (Folder, MinHash fingerprints)
-    "dedup as it is": (TimedPipelineFolder, True),
-    "Folder: new story each time": (NewStoryFolder, True),
-    "no Folder, no MinHash": (NewStoryFolder, False),
+def timed_decide(plan: FoldPlan, found: Found, settings: DedupSettings) -> FoldDecision:
+    with Fold.timing():
+        return DECIDE(plan, found, settings)
+
+
+def timed_look_up(*args: Any) -> Found:
+    with Fold.timing():
+        return LOOK_UP(*args)
+
+
+def no_look_up(*args: Any) -> Found:
+    return Found(None)
+
+
+def new_story(plan: FoldPlan, found: Found, settings: DedupSettings) -> FoldDecision:
+    """No dedup: every article starts its own story."""
+    return FoldDecision(None)
+
+
+def text_hashes_only(texts: list[str], settings: DedupSettings) -> list[FoldPlan]:
+    """Plans without MinHash: only the text hash the store keeps as content_hash, no bands."""
+    digests = [hashlib.sha256(dedup.normalize_text(t).encode()).digest() for t in texts]
+    prints = [dedup.Fingerprint(b"", b"", 0, 0, (), 0, digest) for digest in digests]
+    return [fold.plan_of(fp, settings) for fp in prints]
+
+
+DECIDE, LOOK_UP = fold.decide, story_rows.look_up
+# name -> (the store's dedup lookups, the decision, MinHash fingerprints)
+VARIANTS: dict[str, tuple[Callable[..., Found], Callable[..., FoldDecision], bool]] = {
+    "dedup as it is": (timed_look_up, timed_decide, True),
+    "no lookup, new story each time": (no_look_up, new_story, True),
+    "no dedup, no MinHash": (no_look_up, new_story, False),
 }
 
 
@@ -565,10 +582,10 @@ class RunResult:
 
 def one_run(variant: str, feed_urls: list[str], db: Path) -> RunResult:
     """A run of the whole pipeline (in a fresh process), with the variant's dedup."""
-    folder, minhash = VARIANTS[variant]
-    pipeline.Folder = folder  # type: ignore[misc]
+    look_up, decide, minhash = VARIANTS[variant]
+    story_rows.look_up, fold.decide = look_up, decide
     if not minhash:
-        dedup.fingerprint_all = text_hashes_only
+        fold.plan_all = text_hashes_only
     settings = Settings().replace("fetch", allow_private_networks=True)
     store = SqlStore(f"sqlite:///{db}")
     store.migrate()
@@ -591,7 +608,7 @@ def one_run(variant: str, feed_urls: list[str], db: Path) -> RunResult:
         wall,
         int(stats["articles"]),
         int(stats["stories"]),
-        TimedPipelineFolder.cpu,
+        Fold.cpu,
         minhash_cpu,
     )
 
@@ -651,8 +668,8 @@ def print_share(results: Sequence[RunResult]) -> None:
             f"| {variant} | {wall[variant]:.1f} | {main:.1f} | {workers:.1f} | "
             f"{cpu[variant]:.1f} | {mine[0].articles} | {mine[0].stories} |"
         )
-    full, none = "dedup as it is", "no Folder, no MinHash"
-    print("\nMedians. Dedup (Folder and MinHash) adds, to a run without it:")
+    full, none = "dedup as it is", "no dedup, no MinHash"
+    print("\nMedians. Dedup (lookups, decisions and MinHash) adds, to a run without it:")
     print(
         f"  wall time {wall[full] / wall[none] - 1:+.1%}, CPU time {cpu[full] / cpu[none] - 1:+.1%}"
     )

@@ -9,12 +9,17 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from newsfold.store import Store, open_store
+from newsfold.config import DedupSettings
+from newsfold.fold import FoldDecision, FoldPlan, FoldRules, Found, plan
+from newsfold.model import Article
+from newsfold.store import PlannedArticle, Store, open_store
 
 PG_URL = os.environ.get("NEWSFOLD_TEST_PG", "postgresql://root@127.0.0.1:5432/test")
 
@@ -66,3 +71,30 @@ def store(store_url: str) -> Iterator[Store]:
         yield opened
     finally:
         opened.close()
+
+
+# Stories named by the test: an article's plan stands for a label, and only equal labels fold.
+
+
+@dataclass(frozen=True, slots=True)
+class SameLabel(FoldRules):
+    """Rules that fold an article only into the story of its label (its plan's text)."""
+
+    similarity: float = 1.0
+
+    def decide(self, plan: FoldPlan, found: Found) -> FoldDecision:
+        return FoldDecision(found.exact_story, self.similarity)
+
+
+def same_label(now: datetime, similarity: float = 1.0) -> SameLabel:
+    settings = DedupSettings()
+    return SameLabel(settings, now - settings.window, similarity)
+
+
+def label_plan(label: str) -> FoldPlan:
+    """A plan that stands for `label`: one label, one text hash."""
+    return plan(label, DedupSettings())
+
+
+def labelled(article: Article, label: str) -> PlannedArticle:
+    return PlannedArticle(article, label_plan(label))

@@ -22,9 +22,9 @@ from click.testing import CliRunner
 
 from newsfold.cli import cli
 from newsfold.model import Article, Entry, FeedSource
-from newsfold.store import DedupIndex, FeedUpdate, Fold, Store, open_store
+from newsfold.store import FeedUpdate, Store, open_store
 from tests.browser import Browser, BrowserMissing, chromium
-from tests.stores import sqlite_url
+from tests.stores import labelled, same_label, sqlite_url
 
 T0 = datetime(2026, 2, 17, 20, 0, tzinfo=UTC)
 GROUPS = 12  # the corpus's first same-story groups: several outlets each, one item listed 4 times
@@ -91,11 +91,6 @@ def hostile_copies() -> list[Copy]:
     ]  # fmt: skip
 
 
-def same_group(article_id: int, article: Article, index: DedupIndex) -> Fold:
-    """Fold by corpus group: the content hash is the group's name."""
-    return Fold(index.story_with_text(article.content_hash, article_id), 0.9, b"fp", ())
-
-
 def save(store: Store, copy: Copy, at: datetime) -> None:
     store.add_feed(FeedSource(copy.feed), at)
     feed_id = next(f.id for f in store.feeds() if f.url == copy.feed)
@@ -109,10 +104,10 @@ def save(store: Store, copy: Copy, at: datetime) -> None:
         text_source="feed",
         published=copy.published,
         site_name=copy.outlet,
-        content_hash=copy.group,
     )
     update = FeedUpdate(feed_id, at, at + timedelta(minutes=30))
-    store.record_feed(update, [entry], [article], {copy.url: copy.url}, same_group)
+    rules = same_label(at, similarity=0.9)  # fold by corpus group
+    store.record_feed(update, [entry], [labelled(article, copy.group)], {copy.url: copy.url}, rules)
 
 
 def fill(db: str, copies: list[Copy], start: datetime = T0) -> dict[str, datetime]:

@@ -1,8 +1,8 @@
 """Full-text search, one contract for every store backend (SQLite file, PostgreSQL schema).
 
 Articles are saved the way a run saves them (record_feed); the story each joins is named by the
-test (its `content_hash` here is the story's label, and the fold joins the story holding that
-label), so what a search returns can be checked story by story.
+test (each article's dedup plan stands for its story's label, and only equal labels fold), so what
+a search returns can be checked story by story.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from newsfold.errors import StoreError
 from newsfold.model import Article, Entry, FeedSource, Story
 from newsfold.query import QueryError, parse_query
 from newsfold.search import Found, find_stories
-from newsfold.store import DedupIndex, FeedUpdate, Fold, Folder, Store, schema
+from newsfold.store import FeedUpdate, Store, schema
+from tests.stores import label_plan, labelled, same_label
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -32,20 +33,6 @@ LANGUAGES = {
     "fr": "Le ministre de l'Éducation a annoncé la fermeture des écoles à Besançon.",
     "ar": "قال رئيس الوزراء في القاهرة، إن الحكومة ستفتتح مستشفى جديدا في الإسكندرية.",
 }
-
-
-def by_label(article_id: int, article: Article, index: DedupIndex) -> Fold:
-    """Copies with one label (their content_hash here) make one story."""
-    return Fold(index.story_with_text(article.content_hash, article_id), 1.0, b"fp", ())
-
-
-def join_story_of(label: str) -> Folder:
-    """A fold that puts every article in the story of the one labelled `label`."""
-
-    def fold(article_id: int, article: Article, index: DedupIndex) -> Fold:
-        return Fold(index.story_with_text(label, article_id), 1.0, b"fp", ())
-
-    return fold
 
 
 def save(
@@ -65,13 +52,11 @@ def save(
     for n, text in enumerate(texts):
         url = f"https://outlet{n}.example/{label}"
         entries.append(Entry(key=url, link=url, title=title, summary=None, published=at))
-        articles.append(
-            Article(url, fid, url, title, text, "page", at, site_name=f"Outlet {n}",
-                    content_hash=label if version == 1 else f"{label} v{version}")
-        )  # fmt: skip
+        article = Article(url, fid, url, title, text, "page", at, site_name=f"Outlet {n}")
+        articles.append(labelled(article, label if version == 1 else f"{label} v{version}"))
         links[url] = url
     update = FeedUpdate(fid, at, at + timedelta(minutes=30))
-    store.record_feed(update, entries, articles, links, by_label)
+    store.record_feed(update, entries, articles, links, same_label(at))
 
 
 def search(store: Store, text: str, since: datetime | None = None, limit: int = 20) -> list[Found]:
@@ -214,7 +199,9 @@ def test_index_follows_edits_and_refolds(store: Store) -> None:
     assert search(store, "apples") == []
     save(store, "twin", ["Twin copy about pears and plums."])
     assert len(search(store, "pears")) == 2
-    refolded = store.refold(NOW - timedelta(days=1), join_story_of("edit v2"))
+    # Both copies refolded under the label of the edit: one story.
+    plans = {i: label_plan("edit v2") for i, _text in store.texts_since(NOW - timedelta(days=1))}
+    refolded = store.refold(plans, same_label(NOW))
     assert refolded == 2
     [one] = search(store, "pears")
     assert len(one.story.articles) == 2

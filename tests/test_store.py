@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
+from newsfold.config import DedupSettings
 from newsfold.errors import LockedError, StoreError
+from newsfold.fold import FoldDecision, FoldPlan, FoldRules, Found, Merge, Move, plan
 from newsfold.model import Article, Entry, FeedSource
-from newsfold.store import DedupIndex, FeedUpdate, Fold, Store, schema
+from newsfold.store import FeedUpdate, PlannedArticle, Store, schema
 from newsfold.store.sql import SqlStore
 from newsfold.tick import run_lock
 from tests.stores import sqlite_url
@@ -28,8 +31,11 @@ def entry(key: str, title: str = "A title", link: str | None = None) -> Entry:
     )
 
 
-def article(url: str, text: str = "the story text", feed_id: int = 1) -> Article:
-    return Article(
+SETTINGS = DedupSettings()
+
+
+def article(url: str, text: str = "the story text", feed_id: int = 1) -> PlannedArticle:
+    saved = Article(
         url=url,
         feed_id=feed_id,
         entry_key=url,
@@ -37,16 +43,26 @@ def article(url: str, text: str = "the story text", feed_id: int = 1) -> Article
         text=text,
         text_source="page",
         published=NOW,
-        content_hash=str(hash(text)),
     )
+    return PlannedArticle(saved, plan(text, SETTINGS))
 
 
-def new_story_each_time(article_id: int, article: Article, index: DedupIndex) -> Fold:
-    return Fold(None, 1.0, b"fp", (article_id,))
+SINCE = NOW - SETTINGS.window
+NEW_STORY = FoldDecision(None)
 
 
-def join_same_text(article_id: int, article: Article, index: DedupIndex) -> Fold:
-    return Fold(index.story_with_text(article.content_hash, article_id), 1.0, b"fp", (7,))
+@dataclass(frozen=True, slots=True)
+class Decided(FoldRules):
+    """Rules whose decision is given: the store applies whatever it is told."""
+
+    decision: FoldDecision = NEW_STORY
+
+    def decide(self, plan: FoldPlan, found: Found) -> FoldDecision:
+        return self.decision
+
+
+new_story_each_time = Decided(SETTINGS, SINCE)
+join_same_text = FoldRules(SETTINGS, SINCE)  # the real rules: the same text joins its story
 
 
 def ok(feed_id: int, at: datetime = NOW) -> FeedUpdate:
@@ -205,6 +221,32 @@ def test_copies_fold_into_one_story(store: Store) -> None:
     assert [a.url for a in story.articles] == urls
     assert store.story(story.id) == story
     assert store.stats()["stories"] == 1 and store.stats()["articles"] == 3
+
+
+def test_decisions_merge_stories_and_move_articles(store: Store) -> None:
+    """A decision's merges and moves are applied: articles change story, emptied stories go."""
+    store.add_feed(FeedSource("https://a.example/feed"), NOW)
+    fid = feed_id(store, "https://a.example/feed")
+
+    def save(key: str, rules: FoldRules) -> None:
+        url = f"https://news.example/{key}"
+        copy = article(url, f"the text of {key}")
+        store.record_feed(ok(fid), [entry(key, link=url)], [copy], {key: url}, rules)
+
+    for key in "abc":
+        save(key, new_story_each_time)
+    ids = {s.url[-1]: s.id for s in store.stories(None, None)}
+    save("d", Decided(SETTINGS, SINCE, FoldDecision(ids["a"], 0.9, (Merge(ids["a"], ids["b"]),))))
+    [c_copy] = next(s.articles for s in store.stories(None, None) if s.id == ids["c"])
+    save(
+        "e",
+        Decided(SETTINGS, SINCE, FoldDecision(None, moves=(Move(c_copy.article_id, None, 0.8),))),
+    )
+    found = {s.id: {a.url[-1]: a.similarity for a in s.articles} for s in store.stories(None, None)}
+    assert found[ids["a"]] == {"a": 1.0, "b": 1.0, "d": 0.9}  # b's story merged into a's
+    assert [copies for sid, copies in found.items() if sid != ids["a"]] == [{"c": 0.8, "e": 1.0}]
+    assert store.story(ids["b"]) is None and store.story(ids["c"]) is None
+    assert store.check() == []
 
 
 def test_failure_is_counted_and_keeps_validators(store: Store) -> None:

@@ -36,11 +36,12 @@ import pytest
 
 from newsfold import dedup
 from newsfold.config import DedupSettings, Settings
+from newsfold.fold import plan
 from newsfold.hostslots import HostSlots
 from newsfold.model import Article, Entry, FeedSource
 from newsfold.parse import html_to_text
-from newsfold.pipeline import Folder
-from newsfold.store import FeedCommit, FeedUpdate, Store, open_store, schema
+from newsfold.pipeline import fold_rules
+from newsfold.store import FeedCommit, FeedUpdate, PlannedArticle, Store, open_store, schema
 from tests.server import FeedServer
 from tests.stores import sqlite_url
 from tests.syndicate import OUTLETS, Doc, paragraphs, syndicate, trap_stories
@@ -450,25 +451,26 @@ def save_copies(
     """What a worker commits for one feed listing `docs` (fingerprints made beforehand, as the
     worker's pool makes them), as a call to race or to time."""
     settings = settings or Settings()
-    prints = {d.url: dedup.fingerprint(d.text, settings.dedup) for d in docs}
     entries = [Entry(d.url, d.url, d.title, d.text, d.published) for d in docs]
     articles = [
-        Article(
-            url=d.url,
-            feed_id=feed_id,
-            entry_key=d.url,
-            title=d.title,
-            text=d.text,
-            text_source="feed",
-            published=d.published,
-            content_hash=prints[d.url].text_hash.hex(),
+        PlannedArticle(
+            Article(
+                url=d.url,
+                feed_id=feed_id,
+                entry_key=d.url,
+                title=d.title,
+                text=d.text,
+                text_source="feed",
+                published=d.published,
+            ),
+            plan(d.text, settings.dedup),
         )
         for d in docs
     ]
     update = FeedUpdate(feed_id, now, now + timedelta(minutes=30))
-    folder = Folder(settings, now, prints)
+    rules = fold_rules(settings, now)
     links = {d.url: d.url for d in docs}
-    return lambda: store.record_feed(update, entries, articles, links, folder)
+    return lambda: store.record_feed(update, entries, articles, links, rules)
 
 
 def story_urls(store: Store) -> Stories:

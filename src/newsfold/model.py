@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -67,6 +68,12 @@ class Entry:
     author: str | None = None
     guid: str | None = None
 
+    @property
+    def content_hash(self) -> str:
+        """What a publisher may edit: a change here updates the stored entry."""
+        text = "\x1f".join([self.title or "", self.summary or "", self.link or ""])
+        return hashlib.sha256(text.encode()).hexdigest()
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
@@ -108,7 +115,6 @@ class Article:
     site_name: str | None = None
     language: str | None = None
     page_error: str | None = None  # why the page's text was not used
-    content_hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)

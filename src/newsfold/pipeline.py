@@ -16,11 +16,11 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from newsfold import dedup, schedule
+from newsfold import fold, schedule
 from newsfold.articles import ArticleMaker
 from newsfold.config import Settings
 from newsfold.errors import ExtractError, FetchError, ParseError, StoreError
@@ -30,16 +30,7 @@ from newsfold.hostslots import HostSlots, SlotStore
 from newsfold.model import Article, Entry, FeedState, FetchResult, ParsedFeed, RunReport
 from newsfold.parse import parse_feed
 from newsfold.robots import RobotsPolicy, RobotsStore
-from newsfold.store import (
-    DedupIndex,
-    FeedCommit,
-    FeedQueue,
-    FeedUpdate,
-    Fold,
-    Refolder,
-    RunRecords,
-)
-from newsfold.store.feeds import entry_hash
+from newsfold.store import FeedCommit, FeedQueue, FeedUpdate, PlannedArticle, Refolder, RunRecords
 from newsfold.urls import canonicalize_url
 
 Clock = Callable[[], datetime]
@@ -259,7 +250,7 @@ class _FeedRunner:
     ) -> None:
         keys = [e.key for e in parsed.entries]
         known = await self.in_store_thread(self.store.entry_hashes, feed.id, keys)
-        changed = [e for e in parsed.entries if known.get(e.key) != entry_hash(e)]
+        changed = [e for e in parsed.entries if known.get(e.key) != e.content_hash]
         cap = self.settings.fetch.max_new_per_feed
         taken, deferred = changed[:cap], len(changed) - min(len(changed), cap)
         links = [link for e in taken if e.link and (link := canonicalize_url(e.link))]
@@ -306,63 +297,30 @@ class _FeedRunner:
         links: dict[str, str],
     ) -> FeedCommit:
         texts = [a.text for a in articles]
-        computed = (
-            await self.pool.call(
-                "fingerprinting", url, dedup.fingerprint_all, texts, self.settings.dedup
-            )
+        # Fingerprints, band and lock keys in a worker process: the transaction only looks up.
+        plans = (
+            await self.pool.call("fingerprinting", url, fold.plan_all, texts, self.settings.dedup)
             if texts
             else []
         )
-        fingerprints = {a.url: fp for a, fp in zip(articles, computed, strict=True)}
-        articles = [replace(a, content_hash=fingerprints[a.url].text_hash.hex()) for a in articles]
-        folder = Folder(self.settings, self.clock(), fingerprints)
+        planned = [PlannedArticle(a, p) for a, p in zip(articles, plans, strict=True)]
+        rules = fold_rules(self.settings, self.clock())
         return await self.in_store_thread(
-            self.store.record_feed, update, entries, articles, links, folder
+            self.store.record_feed, update, entries, planned, links, rules
         )
 
 
-class Folder:
-    """Dedup's decision for one article, taken inside the store's transaction.
-
-    Exact layer first (the same normalised text is the same story), then LSH candidates within
-    the window, each verified by dedup.compare; dedup.choose_story picks one story or none.
-    Fingerprints are computed before the transaction where possible, to keep it short.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        now: datetime,
-        fingerprints: dict[str, dedup.Fingerprint] | None = None,
-    ) -> None:
-        self.settings = settings.dedup
-        self.fingerprints = fingerprints or {}
-        self.since = now - settings.dedup.window
-
-    def __call__(self, article_id: int, article: Article, index: DedupIndex) -> Fold:
-        fp = self.fingerprints.get(article.url) or dedup.fingerprint(article.text, self.settings)
-        keys = tuple(dedup.band_keys(fp, self.settings))
-        exact = index.story_with_text(article.content_hash, article_id)
-        if exact is not None:
-            return Fold(exact, 1.0, fp.to_bytes(), keys)
-        scored = [
-            (
-                c.story_id,
-                dedup.compare(fp, dedup.Fingerprint.from_bytes(c.fingerprint), self.settings),
-            )
-            for c in index.candidates(keys, self.since)
-        ]
-        story_id = dedup.choose_story(scored)
-        similarity = max(
-            (max(sim.containment_est, sim.jaccard_est) for sid, sim in scored if sid == story_id),
-            default=1.0,
-        )
-        return Fold(story_id, similarity, fp.to_bytes(), keys)
+def fold_rules(settings: Settings, now: datetime) -> fold.FoldRules:
+    """Dedup's settings, and its window as it stands at `now`."""
+    return fold.FoldRules(settings.dedup, now - settings.dedup.window)
 
 
 def refold(settings: Settings, store: Refolder, since: datetime, now: datetime) -> int:
     """Recompute the stories of articles first seen since `since` (after a settings change)."""
-    return store.refold(since, Folder(settings, now))
+    plans = {
+        article_id: fold.plan(text, settings.dedup) for article_id, text in store.texts_since(since)
+    }
+    return store.refold(plans, fold_rules(settings, now))
 
 
 def _unchanged(feed: FeedState, result: FetchResult) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from newsfold.fold import FoldPlan, FoldRules
 from newsfold.hostslots import SlotStore
 from newsfold.model import Article, Entry, FeedSource, FeedState, Story
 from newsfold.robots import RobotsStore
@@ -42,48 +43,22 @@ class FeedUpdate:
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
-    """A stored article that shares an LSH band with a new one."""
+class PlannedArticle:
+    """An article to save, with the plan dedup made for it before the transaction."""
 
-    article_id: int
-    story_id: int
-    fingerprint: bytes
-    seen_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Fold:
-    """Where dedup puts an article: an existing story (with its similarity) or a new one."""
-
-    story_id: int | None
-    similarity: float
-    fingerprint: bytes
-    band_keys: tuple[int, ...]
-
-
-class DedupIndex(Protocol):
-    """What dedup may ask the store inside the transaction that saves an article."""
-
-    def story_with_text(self, content_hash: str, exclude_article: int) -> int | None: ...
-
-    def candidates(self, band_keys: Sequence[int], since: datetime) -> list[Candidate]: ...
-
-
-# Given the saved article's id and its data, decide its story (called inside the transaction).
-# It must have no side effects: on PostgreSQL the store first calls it with an index that finds
-# nothing, to learn which keys it will look up and lock them all before the real call.
-Folder = Callable[[int, Article, DedupIndex], Fold]
+    article: Article
+    plan: FoldPlan
 
 
 @dataclass(frozen=True, slots=True)
 class FeedCommit:
     """What one feed's transaction added."""
 
-    entries_new: int
-    entries_updated: int
-    articles_new: int
-    articles_updated: int
-    stories_new: int
+    entries_new: int = 0
+    entries_updated: int = 0
+    articles_new: int = 0
+    articles_updated: int = 0
+    stories_new: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +101,9 @@ class FeedQueue(Protocol):
         self,
         update: FeedUpdate,
         entries: Sequence[Entry],
-        articles: Sequence[Article],
+        articles: Sequence[PlannedArticle],
         links: dict[str, str],
-        fold: Folder,
+        rules: FoldRules,
     ) -> FeedCommit: ...
 
 
@@ -163,7 +138,11 @@ class StorySearch(Protocol):
 
 
 class Refolder(Protocol):
-    def refold(self, since: datetime, fold: Folder) -> int: ...
+    """`refold`: the articles' texts, then their stories made again from their new plans."""
+
+    def texts_since(self, since: datetime) -> list[tuple[int, str]]: ...
+
+    def refold(self, plans: dict[int, FoldPlan], rules: FoldRules) -> int: ...
 
 
 class Admin(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
@@ -9,12 +10,13 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from newsfold.fold import FoldPlan, FoldRules
 from newsfold.model import Article, Entry
-from newsfold.store import FeedCommit, FeedUpdate, Folder, rows
+from newsfold.store import FeedCommit, FeedUpdate, PlannedArticle, rows
 from newsfold.store.base import SqlBase, chunks, dialect_insert
 from newsfold.store.feeds import refresh_entry_count, save_entry, update_feed_state
 from newsfold.store.schema import articles
-from newsfold.store.stories import DedupLocks, place_in_story
+from newsfold.store.stories import fold_article, lock_keys
 
 
 class ArticlesSql(SqlBase):
@@ -37,40 +39,54 @@ class ArticlesSql(SqlBase):
         self,
         update_: FeedUpdate,
         new_entries: Sequence[Entry],
-        new_articles: Sequence[Article],
+        new_articles: Sequence[PlannedArticle],
         links: dict[str, str],
-        fold: Folder,
+        rules: FoldRules,
     ) -> FeedCommit:
         """One feed's whole result in one transaction: a crash loses this feed's work or none."""
         return self._transaction(
-            lambda conn: self._record_feed(conn, update_, new_entries, new_articles, links, fold)
+            lambda conn: _record_feed(conn, update_, new_entries, new_articles, links, rules)
         )
 
-    def _record_feed(
-        self,
-        conn: Connection,
-        update_: FeedUpdate,
-        new_entries: Sequence[Entry],
-        new_articles: Sequence[Article],
-        links: dict[str, str],
-        fold: Folder,
-    ) -> FeedCommit:
-        update_feed_state(conn, update_)
-        added, edited, article_counts = 0, 0, [0, 0, 0]
-        if update_.error is None:
-            locks = DedupLocks(conn, enabled=not self.is_sqlite)
-            locks.take_all_asked(fold, new_articles)
-            saved = {
-                a.url: _save_article(conn, a, fold, locks, update_.checked_at, article_counts)
-                for a in new_articles
-            }
-            ids = _article_ids(conn, set(links.values()) - set(saved)) | saved
-            for entry in new_entries:
-                is_new = save_entry(conn, update_, entry, ids.get(links.get(entry.key, "")))
-                added += is_new
-                edited += not is_new
-            refresh_entry_count(conn, update_.feed_id)
-        return FeedCommit(added, edited, *article_counts)
+
+class Saved(enum.Enum):
+    NEW = "new"
+    EDITED = "edited"  # a new version of a stored page
+    SAME = "same"
+
+
+def _record_feed(
+    conn: Connection,
+    update_: FeedUpdate,
+    new_entries: Sequence[Entry],
+    new_articles: Sequence[PlannedArticle],
+    links: dict[str, str],
+    rules: FoldRules,
+) -> FeedCommit:
+    update_feed_state(conn, update_)
+    if update_.error is not None:
+        return FeedCommit()
+    lock_keys(conn, [key for a in new_articles for key in a.plan.lock_keys])
+    now = update_.checked_at
+    saved: dict[str, int] = {}
+    outcomes: list[Saved] = []
+    stories_new = 0
+    for new in new_articles:
+        article_id, outcome = _save_article(conn, new.article, new.plan, now)
+        if outcome is Saved.NEW:
+            stories_new += fold_article(conn, article_id, new.plan, rules, now)
+        saved[new.article.url] = article_id
+        outcomes.append(outcome)
+    ids = _article_ids(conn, set(links.values()) - set(saved)) | saved
+    created = [save_entry(conn, update_, e, ids.get(links.get(e.key, ""))) for e in new_entries]
+    refresh_entry_count(conn, update_.feed_id)
+    return FeedCommit(
+        entries_new=sum(created),
+        entries_updated=len(created) - sum(created),
+        articles_new=outcomes.count(Saved.NEW),
+        articles_updated=outcomes.count(Saved.EDITED),
+        stories_new=stories_new,
+    )
 
 
 def _article_ids(conn: Connection, urls: set[str]) -> dict[str, int]:
@@ -84,15 +100,10 @@ def _article_ids(conn: Connection, urls: set[str]) -> dict[str, int]:
 
 
 def _save_article(
-    conn: Connection,
-    article: Article,
-    fold: Folder,
-    locks: DedupLocks,
-    now: datetime,
-    counts: list[int],
-) -> int:
-    """Insert a new article and fold it, or record a changed page as a new version."""
-    values = rows.article_values(article)
+    conn: Connection, article: Article, plan: FoldPlan, now: datetime
+) -> tuple[int, Saved]:
+    """Insert a new article, or record a changed page as a new version; its id, what was done."""
+    values = rows.article_values(article, plan.text_hash)
     query = _ARTICLE_BY_URL, {"url": article.url}
     row = conn.execute(*query).first()
     if row is None:
@@ -100,18 +111,16 @@ def _save_article(
         row_values = {"first_seen": now, "updated_at": now, "version": 1, **values}
         inserted = conn.execute(_insert_article(conn.dialect.name), row_values).scalar()
         if inserted is not None:
-            counts[0] += 1
-            counts[2] += place_in_story(conn, inserted, article, fold, locks, now)
-            return int(inserted)
+            return int(inserted), Saved.NEW
         row = conn.execute(*query).one()
-    if row.content_hash != article.content_hash:
-        conn.execute(
-            update(articles)
-            .where(articles.c.id == row.id)
-            .values(version=articles.c.version + 1, updated_at=now, **values)
-        )
-        counts[1] += 1
-    return int(row.id)
+    if row.content_hash == plan.text_hash:
+        return int(row.id), Saved.SAME
+    conn.execute(
+        update(articles)
+        .where(articles.c.id == row.id)
+        .values(version=articles.c.version + 1, updated_at=now, **values)
+    )
+    return int(row.id), Saved.EDITED
 
 
 _ARTICLE_BY_URL = select(articles.c.id, articles.c.content_hash).where(

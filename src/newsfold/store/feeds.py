@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -172,12 +171,6 @@ def update_feed_state(conn: Connection, u: FeedUpdate) -> None:
     conn.execute(update(feeds).where(feeds.c.id == u.feed_id).values(**values))
 
 
-def entry_hash(entry: Entry) -> str:
-    """What a publisher may edit: a change here updates the stored entry."""
-    text = "\x1f".join([entry.title or "", entry.summary or "", entry.link or ""])
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def save_entry(conn: Connection, u: FeedUpdate, entry: Entry, article_id: int | None) -> bool:
     """Insert or update one entry of the feed; whether it is new."""
     values = {
@@ -187,7 +180,7 @@ def save_entry(conn: Connection, u: FeedUpdate, entry: Entry, article_id: int | 
         "published": entry.published,
         "date_suspect": entry.date_suspect,
         "author": entry.author,
-        "content_hash": entry_hash(entry),
+        "content_hash": entry.content_hash,
         "updated_at": u.checked_at,
         "article_id": article_id,
     }

@@ -29,14 +29,14 @@ def feed_state(row: Any) -> FeedState:
     )
 
 
-def article_values(article: Article) -> dict[str, Any]:
+def article_values(article: Article, text_hash: str) -> dict[str, Any]:
     return {
         "url": article.url,
         "title": article.title,
         "text": article.text,
         "text_source": article.text_source,
         "text_chars": len(article.text),
-        "content_hash": article.content_hash,
+        "content_hash": text_hash,
         "published": article.published,
         "author": article.author,
         "site_name": article.site_name,
@@ -58,7 +58,6 @@ def article(row: Any) -> Article:
         site_name=row["site_name"],
         language=row["language"],
         page_error=row["page_error"],
-        content_hash=row["content_hash"],
     )
 
 

@@ -11,7 +11,6 @@ entries (6,400 by default), where row locks cost nothing.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,8 +18,9 @@ from typing import Any
 from sqlalchemy import Connection, Integer, any_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql
 
-from newsfold.model import Article, Story, StoryArticle
-from newsfold.store import Candidate, Folder, rows
+from newsfold.fold import Candidate, FoldDecision, FoldPlan, FoldRules, Found
+from newsfold.model import Story, StoryArticle
+from newsfold.store import rows
 from newsfold.store.base import SqlBase, chunks, insert_id
 from newsfold.store.schema import (
     articles,
@@ -64,70 +64,120 @@ class StoriesSql(SqlBase):
                 ).rowcount
             )
 
-    def refold(self, since: datetime, fold: Folder) -> int:
-        """Fold again every article first seen since `since`, oldest first; returns how many.
+    def texts_since(self, since: datetime) -> list[tuple[int, str]]:
+        """(id, text) of the articles first seen since `since`, in the order they were folded."""
+        with self._read() as conn:
+            # Ids give the order articles were folded in; first_seen is their feed's check time,
+            # and a feed checked earlier may commit later.
+            query = select(articles.c.id, articles.c.text).where(articles.c.first_seen >= since)
+            return [(row.id, row.text) for row in conn.execute(query.order_by(articles.c.id))]
+
+    def refold(self, plans: dict[int, FoldPlan], rules: FoldRules) -> int:
+        """Fold again the articles of `plans` (by id), in id order; returns how many.
 
         Their stories are emptied and removed, then each article is placed as if it were new, in
         its original order; stories of older articles keep their ids. One transaction: a failed
         refold leaves the stories as they were.
         """
-        return self._transaction(lambda conn: self._refold(conn, since, fold))
-
-    def _refold(self, conn: Connection, since: datetime, fold: Folder) -> int:
-        found = conn.execute(
-            select(articles)
-            .where(articles.c.first_seen >= since)
-            # Ids give the order articles were folded in; first_seen is their feed's check time,
-            # and a feed checked earlier may commit later.
-            .order_by(articles.c.id)
-        ).all()
-        ids = [row.id for row in found]
-        for chunk in chunks(ids):
-            conn.execute(delete(dedup_bands).where(dedup_bands.c.article_id.in_(chunk)))
-            conn.execute(delete(fingerprints).where(fingerprints.c.article_id.in_(chunk)))
-            conn.execute(update(articles).where(articles.c.id.in_(chunk)).values(story_id=None))
-        _drop_empty_stories(conn)
-        locks = DedupLocks(conn, enabled=not self.is_sqlite)
-        for row in found:
-            article = rows.article(row._mapping)
-            place_in_story(conn, row.id, article, fold, locks, row.first_seen)
-        _recount_stories(conn)
-        return len(found)
+        return self._transaction(lambda conn: _refold(conn, plans, rules))
 
 
-def place_in_story(
-    conn: Connection,
-    article_id: int,
-    article: Article,
-    fold: Folder,
-    locks: DedupLocks,
-    now: datetime,
-) -> int:
-    """Fold a saved article into its story and keep its dedup rows; 1 if it opened a story."""
-    decision = fold(article_id, article, _DedupView(conn, locks))
-    story_id, created = decision.story_id, 0
+def _refold(conn: Connection, plans: dict[int, FoldPlan], rules: FoldRules) -> int:
+    ids = sorted(plans)
+    for chunk in chunks(ids):
+        conn.execute(delete(dedup_bands).where(dedup_bands.c.article_id.in_(chunk)))
+        conn.execute(delete(fingerprints).where(fingerprints.c.article_id.in_(chunk)))
+        conn.execute(update(articles).where(articles.c.id.in_(chunk)).values(story_id=None))
+    _drop_empty_stories(conn)
+    lock_keys(conn, [key for plan in plans.values() for key in plan.lock_keys])
+    seen: dict[int, datetime] = {}
+    for chunk in chunks(ids):
+        query = select(articles.c.id, articles.c.first_seen).where(articles.c.id.in_(chunk))
+        seen.update({row.id: row.first_seen for row in conn.execute(query)})
+    for article_id in ids:
+        fold_article(conn, article_id, plans[article_id], rules, seen[article_id])
+    _recount_stories(conn)
+    return len(ids)
+
+
+def lock_keys(conn: Connection, keys: Iterable[int]) -> None:
+    """Lock, in one ascending sweep, the buckets of every dedup key a transaction will look up.
+
+    PostgreSQL only (one SQLite writer works at a time). Taking them one article at a time would
+    let two transactions each hold a key the other waits for; one global order cannot deadlock.
+    A key another transaction holds makes this one wait for its commit, then see its stories.
+    """
+    if conn.dialect.name == "sqlite":
+        return
+    buckets = sorted({key % LOCK_BUCKETS for key in keys})
+    if buckets:
+        conn.execute(_ADD_BUCKETS, {"buckets": buckets})
+        conn.execute(_LOCK_BUCKETS, {"buckets": buckets}).all()
+
+
+def fold_article(
+    conn: Connection, article_id: int, plan: FoldPlan, rules: FoldRules, now: datetime
+) -> bool:
+    """Place a saved article in its story and keep its dedup rows; whether it opened a story."""
+    decision = rules.decide(plan, look_up(conn, article_id, plan, rules.since))
+    story_id = decision.story_id
     if story_id is None:
         story_id = insert_id(
             conn, stories.insert().values(first_seen=now, updated_at=now, article_count=1)
         )
-        created = 1
     else:
         conn.execute(_JOIN_STORY, {"b_id": story_id, "updated_at": now})
     place = {"b_id": article_id, "story_id": story_id, "similarity": decision.similarity}
     conn.execute(_PLACE_ARTICLE, place)
     conn.execute(
         fingerprints.insert(),
-        {"article_id": article_id, "data": decision.fingerprint, "seen_at": now},
+        {"article_id": article_id, "data": plan.fingerprint.to_bytes(), "seen_at": now},
     )
-    if decision.band_keys:
-        conn.execute(
-            dedup_bands.insert(),
-            [
-                {"band_key": k, "article_id": article_id, "seen_at": int(now.timestamp())}
-                for k in decision.band_keys
-            ],
-        )
-    return created
+    if plan.band_keys:
+        seen_at = int(now.timestamp())
+        rows = [
+            {"band_key": k, "article_id": article_id, "seen_at": seen_at} for k in plan.band_keys
+        ]
+        conn.execute(dedup_bands.insert(), rows)
+    if decision.merges or decision.moves:
+        _merge_and_move(conn, story_id, decision, now)
+    return decision.story_id is None
+
+
+def look_up(conn: Connection, article_id: int, plan: FoldPlan, since: datetime) -> Found:
+    """The story holding the same text, else the candidates within the window."""
+    params = {"content_hash": plan.text_hash, "exclude": article_id}
+    exact = conn.execute(_STORY_WITH_TEXT, params).scalar()
+    if exact is not None or not plan.band_keys:
+        return Found(None if exact is None else int(exact))
+    found = conn.execute(_CANDIDATES, {"keys": list(plan.band_keys)})
+    return Found(
+        None,
+        tuple(
+            Candidate(row.id, row.story_id, row.data, row.seen_at)
+            for row in found
+            if row.seen_at >= since
+        ),
+    )
+
+
+def _merge_and_move(conn: Connection, story_id: int, decision: FoldDecision, now: datetime) -> None:
+    """Apply a decision's merges and moves; stories left empty go, the others are recounted."""
+    touched = {story_id}
+    for merge in decision.merges:
+        joined = update(articles).where(articles.c.story_id == merge.absorbed)
+        conn.execute(joined.values(story_id=merge.story_id))
+        touched |= {merge.story_id, merge.absorbed}
+    for move in decision.moves:
+        old = conn.execute(select(articles.c.story_id).where(articles.c.id == move.article_id))
+        to = story_id if move.story_id is None else move.story_id
+        place = {"b_id": move.article_id, "story_id": to, "similarity": move.similarity}
+        conn.execute(_PLACE_ARTICLE, place)
+        touched |= {to, *old.scalars()}
+    ids = sorted(touched)
+    _drop_empty_stories(conn, ids)
+    _recount_stories(conn, ids)
+    conn.execute(update(stories).where(stories.c.id.in_(ids)).values(updated_at=now))
 
 
 def _load_stories(conn: Connection, ids: list[int]) -> list[Story]:
@@ -168,59 +218,18 @@ def _load_stories(conn: Connection, ids: list[int]) -> list[Story]:
     return result
 
 
-def _drop_empty_stories(conn: Connection) -> None:
+def _drop_empty_stories(conn: Connection, ids: Sequence[int] | None = None) -> None:
+    """Remove the stories (of `ids`, else all) that no article belongs to."""
     members = select(articles.c.id).where(articles.c.story_id == stories.c.id).exists()
-    conn.execute(delete(stories).where(~members))
+    empty = delete(stories).where(~members)
+    conn.execute(empty if ids is None else empty.where(stories.c.id.in_(ids)))
 
 
-def _recount_stories(conn: Connection) -> None:
+def _recount_stories(conn: Connection, ids: Sequence[int] | None = None) -> None:
+    """Set the article count of the stories of `ids`, else of all."""
     count = select(func.count()).where(articles.c.story_id == stories.c.id).scalar_subquery()
-    conn.execute(update(stories).values(article_count=count))
-
-
-class DedupLocks:
-    """The dedup key buckets one PostgreSQL transaction holds locked (none on SQLite)."""
-
-    def __init__(self, conn: Connection, enabled: bool) -> None:
-        self.conn = conn
-        self.enabled = enabled
-        self.held: set[int] = set()
-
-    def take(self, keys: Iterable[int]) -> None:
-        if not self.enabled:
-            return
-        missing = {key % LOCK_BUCKETS for key in keys} - self.held
-        if missing:
-            _lock_buckets(self.conn, sorted(missing))
-            self.held |= missing
-
-    def take_all_asked(self, fold: Folder, new_articles: Sequence[Article]) -> None:
-        """Lock, in one ascending sweep, every key `fold` will ask about for these articles.
-
-        Taking them one article at a time would let two transactions each hold a key the other
-        waits for; one global order cannot deadlock.
-        """
-        if not self.enabled:
-            return
-        probe = _KeyProbe()
-        for article in new_articles:
-            fold(0, article, probe)
-        self.take(probe.keys)
-
-
-class _KeyProbe:
-    """A DedupIndex that finds nothing and notes the keys a Folder asks about."""
-
-    def __init__(self) -> None:
-        self.keys: set[int] = set()
-
-    def story_with_text(self, content_hash: str, exclude_article: int) -> int | None:
-        self.keys.add(text_lock_key(content_hash))
-        return None
-
-    def candidates(self, band_keys: Sequence[int], since: datetime) -> list[Candidate]:
-        self.keys.update(band_keys)
-        return []
+    recount = update(stories).values(article_count=count)
+    conn.execute(recount if ids is None else recount.where(stories.c.id.in_(ids)))
 
 
 # Built once: statements run for every new article reuse their compiled form.
@@ -264,48 +273,3 @@ _CANDIDATES = (
     .join(fingerprints, fingerprints.c.article_id == articles.c.id)
     .where(articles.c.id.in_(_BAND_MATCHES), articles.c.story_id.is_not(None))
 )
-
-
-class _DedupView:
-    """The dedup questions, answered inside the article's own transaction.
-
-    On PostgreSQL each question first locks its keys (a no-op when record_feed locked them all
-    up front), so a copy being saved by another worker is waited for, then seen.
-    """
-
-    def __init__(self, conn: Connection, locks: DedupLocks) -> None:
-        self.conn = conn
-        self.locks = locks
-
-    def story_with_text(self, content_hash: str, exclude_article: int) -> int | None:
-        self.locks.take([text_lock_key(content_hash)])
-        params = {"content_hash": content_hash, "exclude": exclude_article}
-        value = self.conn.execute(_STORY_WITH_TEXT, params).scalar()
-        return None if value is None else int(value)
-
-    def candidates(self, band_keys: Sequence[int], since: datetime) -> list[Candidate]:
-        if not band_keys:
-            return []
-        # Copies of one story share band keys: locking the keys serialises exactly the workers
-        # that could otherwise each open a story for the same text.
-        self.locks.take(band_keys)
-        found = self.conn.execute(_CANDIDATES, {"keys": list(band_keys)})
-        return [
-            Candidate(row.id, row.story_id, row.data, row.seen_at)
-            for row in found
-            if row.seen_at >= since
-        ]
-
-
-def text_lock_key(content_hash: str) -> int:
-    """The dedup lock key of an exact text (a signed 64-bit number, like the LSH band keys)."""
-    return int.from_bytes(hashlib.sha256(content_hash.encode()).digest()[:8], "big", signed=True)
-
-
-def _lock_buckets(conn: Connection, buckets: Sequence[int]) -> None:
-    """Lock the rows of `buckets` (ascending) until the transaction ends; create missing ones.
-
-    A bucket another transaction is creating or holds makes this one wait for its commit.
-    """
-    conn.execute(_ADD_BUCKETS, {"buckets": list(buckets)})
-    conn.execute(_LOCK_BUCKETS, {"buckets": list(buckets)}).all()
