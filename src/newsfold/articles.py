@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from newsfold.config import Settings
-from newsfold.errors import ExtractError, FetchError
+from newsfold.errors import PageSkipped, StageError
 from newsfold.extract import ExtractPool
 from newsfold.fetch import HTML_ACCEPT, Fetcher
 from newsfold.model import Article, Entry, Extracted, FeedState, RunReport
@@ -39,14 +39,6 @@ class PageOutcome:
     extracted: Extracted | None
     error: str | None = None
     kind: str | None = None
-
-
-class PageSkipped(Exception):
-    """A page that is not extracted, with the reason (robots, not HTML, a fetch failure)."""
-
-    def __init__(self, message: str, kind: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 class ArticleMaker:
@@ -106,20 +98,16 @@ class ArticleMaker:
     async def _page_outcome(self, url: str) -> PageOutcome:
         try:
             if self.settings.fetch.respect_robots and not await self.robots.allowed(url):
-                raise PageSkipped(f"{url}: disallowed by robots.txt", "robots")
+                raise PageSkipped(url, "disallowed by robots.txt", "robots")
             result = await self.fetcher.fetch(url, accept=HTML_ACCEPT)
             if result.body is None:
-                raise PageSkipped(f"{url}: empty answer", "empty")
+                raise PageSkipped(url, "empty answer", "empty")
             media_type = (result.content_type or "text/html").split(";")[0].strip().lower()
             if media_type not in HTML_TYPES:
-                raise PageSkipped(f"{url}: not an HTML page ({media_type})", "not_html")
+                raise PageSkipped(url, f"not an HTML page ({media_type})", "not_html")
             extracted = await self.pool.extract(result.body, result.final_url, result.content_type)
-        except PageSkipped as exc:
+        except StageError as exc:  # the feed's text is kept, with this reason
             return PageOutcome(None, str(exc), exc.kind)
-        except FetchError as exc:
-            return PageOutcome(None, str(exc), exc.kind)
-        except ExtractError as exc:
-            return PageOutcome(None, str(exc), "extract")
         return PageOutcome(extracted)
 
     def _article(

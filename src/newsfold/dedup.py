@@ -232,12 +232,6 @@ def _ints(data: bytes) -> tuple[int, ...]:
     return tuple(int(f) for f in np.frombuffer(data, dtype="<u4"))
 
 
-def fingerprint_all(texts: list[str], settings: DedupSettings) -> list[Fingerprint]:
-    """Fingerprints of a feed's new articles, for a worker process: it imports this module
-    (and datasketch), not the pipeline's."""
-    return [fingerprint(text, settings) for text in texts]
-
-
 @lru_cache(maxsize=4)
 def _template(num_perm: int) -> MinHash:
     """An empty MinHash whose permutations are built once; copies of it are cheap."""

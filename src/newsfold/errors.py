@@ -4,9 +4,15 @@ NewsfoldError
  ├── ConfigError        a bad setting: names the key (exit 1)
  ├── StoreError         the store cannot be opened or is not at a known schema version
  │    └── LockedError   another run holds the run lock (exit 75)
- ├── FetchError         a request failed: names the URL, the kind and whether it is transient
- ├── ParseError         a body is not a feed (HTML, empty, garbage): names the URL
- └── ExtractError       a page gave no text: names the URL
+ └── StageError         one feed or page failed at one stage: its URL, a kind, transient or not
+      ├── FetchError    a request failed (with the status and Retry-After when there were some)
+      ├── ParseError    a body is not a feed (HTML, empty, garbage), or parsing it timed out
+      ├── ExtractError  a page gave no text, or extracting it timed out
+      ├── PageSkipped   a page left alone: robots.txt, an empty answer, not HTML
+      └── FoldError     a feed's articles could not be fingerprinted (a worker timed out or died)
+
+A StageError costs one feed its check (recorded on the feed) or one page its text (the feed's
+text is kept); never the run.
 
 Errors pickle whole, so they cross from the worker processes as they are.
 Library errors (httpx, feedparser, trafilatura, SQLAlchemy) are translated at the stage edge,
@@ -45,13 +51,23 @@ class LockedError(StoreError):
     """Another run holds the run lock."""
 
 
-class FetchError(NewsfoldError):
-    """A request failed.
+class StageError(NewsfoldError):
+    """One feed or page failed at one stage.
 
-    `kind` is a short stable label ("http_404", "timeout", "too_large", "blocked", ...) used for
-    counting; `transient` says whether trying again later may succeed; `retry_after` carries a
-    server's Retry-After in seconds when it sent one.
+    `kind` is a short stable label ("http_404", "timeout", "parse", "robots", ...) used for
+    counting; `transient` says whether trying again later may succeed.
     """
+
+    def __init__(self, url: str, cause: str, *, kind: str, transient: bool) -> None:
+        super().__init__(f"{url}: {cause}")
+        self.url = url
+        self.cause = cause
+        self.kind = kind
+        self.transient = transient
+
+
+class FetchError(StageError):
+    """A request failed; `retry_after` carries a server's Retry-After in seconds, if it sent one."""
 
     def __init__(
         self,
@@ -63,33 +79,34 @@ class FetchError(NewsfoldError):
         retry_after: float | None = None,
         status: int | None = None,
     ) -> None:
-        super().__init__(f"{url}: {cause}")
-        self.url = url
-        self.cause = cause
-        self.kind = kind
-        self.transient = transient
+        super().__init__(url, cause, kind=kind, transient=transient)
         self.retry_after = retry_after
         self.status = status
 
 
-class ParseError(NewsfoldError):
+class ParseError(StageError):
     """A body could not be read as a feed."""
 
     def __init__(self, url: str, cause: str) -> None:
-        super().__init__(f"{url}: {cause}")
-        self.url = url
-        self.cause = cause
-        self.kind = "parse"
-        self.transient = False
+        super().__init__(url, cause, kind="parse", transient=False)
 
 
-class ExtractError(NewsfoldError):
-    """A page yielded no usable text, or a worker step timed out or died."""
-
-    kind = "extract"
-    transient = True
+class ExtractError(StageError):
+    """A page yielded no usable text, or its extraction timed out or killed its worker."""
 
     def __init__(self, url: str, cause: str) -> None:
-        super().__init__(f"{url}: {cause}")
-        self.url = url
-        self.cause = cause
+        super().__init__(url, cause, kind="extract", transient=True)
+
+
+class PageSkipped(StageError):
+    """A page not downloaded or not extracted, and why (`kind`: robots, empty, not_html)."""
+
+    def __init__(self, url: str, cause: str, kind: str) -> None:
+        super().__init__(url, cause, kind=kind, transient=False)
+
+
+class FoldError(StageError):
+    """A feed's new articles could not be fingerprinted: the worker timed out or died."""
+
+    def __init__(self, url: str, cause: str) -> None:
+        super().__init__(url, cause, kind="fold", transient=True)

@@ -1,8 +1,9 @@
 """Article pages -> main text and metadata (trafilatura), run in worker processes with a time limit.
 
 extract_page() is the whole stage for one page: decode the bytes, take the main text with
-trafilatura, read the metadata from the page's <head>. ExtractPool runs it in worker processes so
-the event loop keeps downloading while pages are extracted, and kills a worker stuck on one page.
+trafilatura, read the metadata from the page's <head>. ExtractPool runs it in the run's worker
+processes (pool.py) so the event loop keeps downloading while pages are extracted, and kills a
+worker stuck on one page.
 
 Speed: the metadata comes from one small lxml parse of <head> (meta tags, <link rel=canonical>,
 <html lang>) and the page's JSON-LD, found by a regex; not from trafilatura's metadata pass
@@ -12,23 +13,17 @@ Speed: the metadata comes from one small lxml parse of <head> (meta tags, <link 
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import json
-import multiprocessing
-import os
 import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
-import pebble
 from charset_normalizer import from_bytes
 from lxml import etree
 from tld import get_fld
@@ -36,6 +31,7 @@ from tld import get_fld
 from newsfold.config import ExtractSettings
 from newsfold.errors import ExtractError
 from newsfold.model import Extracted
+from newsfold.pool import Step, WorkerPool
 
 # ---------------------------------------------------------------------------------------------
 # Decoding
@@ -373,17 +369,6 @@ def _main_text(html: str, url: str) -> str:
 PageExtractor = Callable[..., Extracted]  # extract_page's signature: (body, *, url, content_type)
 
 
-def _start_method() -> str:
-    """forkserver where the platform has it, else spawn; never plain fork.
-
-    The pool starts and replaces workers while the parent runs an asyncio loop and pebble's own
-    manager threads: forking a multi-threaded process can copy a lock held by another thread and
-    deadlock the child. A fork server is a clean single-threaded process, started once, that forks
-    workers cheaply, so replacing a killed worker costs its imports, not a fresh interpreter.
-    """
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-
-
 def _extract_in_worker(
     extractor: PageExtractor, body: bytes, url: str, content_type: str | None
 ) -> Extracted:
@@ -396,98 +381,18 @@ def _extract_in_worker(
         raise ExtractError(url, f"extraction failed: {type(exc).__name__}: {exc}") from None
 
 
-T = TypeVar("T")
-# Imported once by the fork server: this module only, which is light. The first feed of a run
-# waits for the fork server to start, so it loads nothing heavy; each worker imports what its
-# tasks need (trafilatura, feedparser, datasketch) on first use, the two workers side by side.
-WORKER_PRELOAD = (__name__,)
+EXTRACTION = Step("extraction", ExtractError)
 
 
-class ExtractPool:
-    """extract_page in worker processes, awaitable from asyncio, with a time limit per page.
-
-    A page that runs past `page_timeout` has its worker killed and replaced, and its caller gets
-    ExtractError. At most two pages per worker are handed to the pool at a time: the rest wait in
-    extract(), so no unbounded queue of page bodies builds up, and a page's time limit counts
-    from the moment a worker takes it, never while it waits. Cancelling an extract() call
-    cancels its page, killing the worker if it has started.
-    """
+class ExtractPool(WorkerPool):
+    """The run's worker pool, which also extracts pages: extract_page, or `extractor` in tests."""
 
     def __init__(self, settings: ExtractSettings, *, extractor: PageExtractor = extract_page):
-        self.workers = settings.workers or os.cpu_count() or 1
-        self.page_timeout = settings.page_timeout
+        super().__init__(settings)
         self._extractor = extractor
-        # Started by the first call, in a thread: a run that finds nothing changed never pays
-        # for worker processes, and the event loop goes on fetching while they start.
-        self._pool: pebble.ProcessPool | None = None
-        self._closed = False
-        self._start_lock = threading.Lock()
-        self._slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-
-    def _started_pool(self) -> pebble.ProcessPool:
-        with self._start_lock:
-            if self._closed:
-                raise RuntimeError("the pool is closed")
-            if self._pool is None:
-                context = multiprocessing.get_context(_start_method())
-                if context.get_start_method() == "forkserver":
-                    context.set_forkserver_preload(list(WORKER_PRELOAD))
-                self._pool = pebble.ProcessPool(max_workers=self.workers, context=context)
-                self._pool.active  # noqa: B018 - starts the workers now, in this thread
-            return self._pool
 
     async def extract(self, body: bytes, url: str, content_type: str | None) -> Extracted:
         """Extract one page in a worker. Raises ExtractError (no text, time-out, worker crash)."""
         return await self.call(
-            "extraction", url, _extract_in_worker, self._extractor, body, url, content_type
+            EXTRACTION, url, _extract_in_worker, self._extractor, body, url, content_type
         )
-
-    async def call(
-        self, step: str, url: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any
-    ) -> T:
-        """Run any CPU-bound step (extraction, feed parsing, fingerprints) in a worker.
-
-        `fn`'s own errors come back as they are (newsfold's errors pickle whole); a time-out,
-        a dead worker or a broken pool become an ExtractError naming `url` and the `step`.
-        """
-        async with self._slots_of_this_loop():
-            try:
-                pool = self._pool
-                if pool is None:
-                    pool = await asyncio.to_thread(self._started_pool)
-                future = pool.schedule(fn, args=args, kwargs=kwargs, timeout=self.page_timeout)
-                return cast(T, await asyncio.wrap_future(future))
-            except TimeoutError:
-                raise ExtractError(
-                    url, f"{step} took longer than {self.page_timeout:g} s"
-                ) from None
-            except pebble.ProcessExpired as exc:
-                raise ExtractError(url, f"{step} worker died (exit code {exc.exitcode})") from None
-            except RuntimeError as exc:  # a closed pool, or pebble gave up on its workers
-                raise ExtractError(url, f"{step} pool unavailable: {exc}") from None
-
-    def _slots_of_this_loop(self) -> asyncio.Semaphore:
-        """The bound on pages handed to the pool; an asyncio.Semaphore works in one loop only."""
-        loop = asyncio.get_running_loop()
-        if loop not in self._slots:
-            self._slots = {loop: asyncio.Semaphore(2 * self.workers)}
-        return self._slots[loop]
-
-    def close(self) -> None:
-        """Stop the workers; a page still being extracted is abandoned."""
-        with self._start_lock:
-            self._closed = True
-            if self._pool is not None:
-                self._pool.stop()  # type: ignore[no-untyped-call]
-                self._pool.join()
-
-    def __enter__(self) -> ExtractPool:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -23,12 +23,13 @@ from typing import Any, Protocol, TypeVar
 from newsfold import fold, schedule
 from newsfold.articles import ArticleMaker
 from newsfold.config import Settings
-from newsfold.errors import ExtractError, FetchError, ParseError, StoreError
+from newsfold.errors import FetchError, FoldError, ParseError, StageError, StoreError
 from newsfold.extract import ExtractPool
 from newsfold.fetch import Fetcher
 from newsfold.hostslots import HostSlots, SlotStore
 from newsfold.model import Article, Entry, FeedState, FetchResult, ParsedFeed, RunReport
 from newsfold.parse import parse_feed
+from newsfold.pool import Step
 from newsfold.robots import RobotsPolicy, RobotsStore
 from newsfold.store import FeedCommit, FeedQueue, FeedUpdate, PlannedArticle, Refolder, RunRecords
 from newsfold.urls import canonicalize_url
@@ -36,6 +37,8 @@ from newsfold.urls import canonicalize_url
 Clock = Callable[[], datetime]
 T = TypeVar("T")
 log = logging.getLogger("newsfold")
+PARSING = Step("parsing", ParseError)
+FINGERPRINTING = Step("fingerprinting", FoldError)
 FEED_BACKLOG_FACTOR = 10  # parse this many times the per-run cap, so deferred entries come later
 
 
@@ -168,7 +171,7 @@ class _FeedRunner:
             else:
                 await self._record_parsed(feed, result, parsed)
                 self.report.feeds_ok += 1
-        except (FetchError, ParseError, ExtractError) as exc:
+        except StageError as exc:
             retry_after = exc.retry_after if isinstance(exc, FetchError) else None
             await self._record_failure(feed, str(exc), exc.kind, exc.transient, retry_after)
             return str(exc)
@@ -184,19 +187,16 @@ class _FeedRunner:
     async def _parse(self, feed: FeedState, result: FetchResult) -> ParsedFeed:
         assert result.body is not None
         cap = self.settings.fetch.max_new_per_feed * FEED_BACKLOG_FACTOR
-        try:
-            return await self.pool.call(
-                "parsing",
-                feed.url,
-                parse_feed,
-                result.body,
-                url=result.final_url,
-                content_type=result.content_type,
-                now=self.clock(),
-                max_entries=cap,
-            )
-        except ExtractError as exc:  # the worker timed out or died on this body
-            raise ParseError(feed.url, exc.cause) from None
+        return await self.pool.call(
+            PARSING,
+            feed.url,
+            parse_feed,
+            result.body,
+            url=result.final_url,
+            content_type=result.content_type,
+            now=self.clock(),
+            max_entries=cap,
+        )
 
     async def _record_failure(
         self, feed: FeedState, error: str, kind: str, transient: bool, retry_after: float | None
@@ -299,7 +299,7 @@ class _FeedRunner:
         texts = [a.text for a in articles]
         # Fingerprints, band and lock keys in a worker process: the transaction only looks up.
         plans = (
-            await self.pool.call("fingerprinting", url, fold.plan_all, texts, self.settings.dedup)
+            await self.pool.call(FINGERPRINTING, url, fold.plan_all, texts, self.settings.dedup)
             if texts
             else []
         )
