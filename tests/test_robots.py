@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from newsfold.config import FetchSettings, Settings
 from newsfold.fetch import Fetcher
 from newsfold.robots import RobotsPolicy
+from newsfold.store import open_store
+from newsfold.storecalls import StoreCalls
 from tests.server import FeedServer, RequestHandler, free_port
+from tests.stores import sqlite_url
 
 AGENT = "newsfold/0.1 (+https://github.com/newsfold/newsfold)"
 NOW = datetime(2026, 2, 17, 12, 0, tzinfo=UTC)
@@ -48,8 +53,8 @@ def allowed(
     """Ask one policy (one run) about each URL, all at once."""
 
     async def go() -> list[bool]:
-        async with Fetcher(settings) as fetcher:
-            policy = RobotsPolicy(fetcher, AGENT, store, clock=lambda: now)
+        async with Fetcher(settings) as fetcher, StoreCalls() as calls:
+            policy = RobotsPolicy(fetcher, AGENT, store, calls, clock=lambda: now)
             return list(await asyncio.gather(*(policy.allowed(url) for url in urls)))
 
     return asyncio.run(asyncio.wait_for(go(), 30))
@@ -154,3 +159,37 @@ def test_expiry_follows_max_age_up_to_a_day(
     store = MemoryStore()
     allowed(settings.fetch, store, [site.url("/")])
     assert store.rows[site.base_url] == (RULES.decode(), NOW + lifetime, 200)
+
+
+def test_a_locked_store_does_not_stall_the_run(
+    site: FeedServer, settings: Settings, tmp_path: Path
+) -> None:
+    """While another writer holds the SQLite store, keeping a robots.txt answer waits for it in
+    a thread: the event loop goes on (other feeds keep fetching), and the answer is kept."""
+    site.add("/robots.txt", RULES, content_type="text/plain")
+    store = open_store(sqlite_url(tmp_path))
+    store.migrate()
+    holder = sqlite3.connect(tmp_path / "newsfold.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another run's long write transaction
+    ticks = 0
+
+    async def ticking() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def go() -> bool:
+        ticker = asyncio.create_task(ticking())
+        asyncio.get_running_loop().call_later(1.0, holder.execute, "COMMIT")
+        async with Fetcher(settings.fetch) as fetcher, StoreCalls() as calls:
+            policy = RobotsPolicy(fetcher, AGENT, store, calls, clock=lambda: NOW)
+            verdict = await policy.allowed(site.url("/private/b.html"))
+        ticker.cancel()
+        return verdict
+
+    assert asyncio.run(asyncio.wait_for(go(), 30)) is False
+    assert ticks >= 20  # the loop ran while the write waited (on the loop it would stand still)
+    assert store.get_robots(site.url("/").rstrip("/")) is not None
+    holder.close()
+    store.close()

@@ -42,6 +42,7 @@ from newsfold.model import Article, Entry, FeedSource
 from newsfold.parse import html_to_text
 from newsfold.pipeline import fold_rules
 from newsfold.store import FeedCommit, FeedUpdate, PlannedArticle, Store, open_store, schema
+from newsfold.storecalls import StoreCalls
 from tests.server import FeedServer
 from tests.stores import sqlite_url
 from tests.syndicate import OUTLETS, Doc, paragraphs, syndicate, trap_stories
@@ -566,9 +567,9 @@ def test_per_host_limit_holds_across_workers(pg_url: str, server: FeedServer) ->
 
     async def worker(name: str) -> None:
         store = open_store(pg_url)
-        slots = HostSlots.for_store(store, name, per_host, timeout=10)
-        assert slots is not None
-        async with httpx.AsyncClient() as client:
+        async with StoreCalls(None) as calls, httpx.AsyncClient() as client:
+            slots = HostSlots.for_store(store, name, per_host, 10, calls)
+            assert slots is not None
             for i in range(requests):
                 async with slots.slot("127.0.0.1"):
                     (await client.get(f"{url}?{name}-{i}")).raise_for_status()
@@ -597,6 +598,6 @@ def test_sqlite_needs_no_shared_host_slots(tmp_path: Path) -> None:
     """On SQLite (one run at a time) the fetcher's own per-host limit is enough: no slots."""
     store = open_store(sqlite_url(tmp_path))
     store.migrate()
-    assert HostSlots.for_store(store, "w", 2, timeout=10) is None
+    assert HostSlots.for_store(store, "w", 2, 10, StoreCalls()) is None
     assert store.acquire_host_slot("news.example", "w", 1, timedelta(seconds=1)) == 0
     store.close()

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Protocol
 
+from newsfold.storecalls import StoreCalls
+
 
 class SlotStore(Protocol):
     """Where the slots live: rows of the store, taken and given back in short transactions."""
@@ -25,7 +27,7 @@ class SlotStore(Protocol):
 class HostSlots:
     """fetch.per_host for every worker sharing a store: a request holds one of the host's slots.
 
-        slots = HostSlots.for_store(store, worker, settings.fetch.per_host, settings.fetch.timeout)
+        slots = HostSlots.for_store(store, worker, per_host, timeout, calls)
         async with slots.slot(host): ...   # around one request, inside the fetcher's own limit
 
     A slot is a row in the store, taken and given back in short transactions; a worker that dies
@@ -38,20 +40,23 @@ class HostSlots:
     POLL_MAX = 0.5
     HOLD_MARGIN = timedelta(seconds=10)  # beyond the request timeout, before a slot is reclaimed
 
-    def __init__(self, store: SlotStore, owner: str, limit: int, hold: timedelta) -> None:
+    def __init__(
+        self, store: SlotStore, owner: str, limit: int, hold: timedelta, calls: StoreCalls
+    ) -> None:
         self.store = store
         self.owner = owner
         self.limit = limit
         self.hold = hold
+        self.calls = calls
 
     @classmethod
     def for_store(
-        cls, store: SlotStore, owner: str, limit: int, timeout: float
+        cls, store: SlotStore, owner: str, limit: int, timeout: float, calls: StoreCalls
     ) -> HostSlots | None:
         """Slots for the store's workers when it is shared; `timeout` is one request's limit."""
         if not store.shared:
             return None
-        return cls(store, owner, limit, timedelta(seconds=timeout) + cls.HOLD_MARGIN)
+        return cls(store, owner, limit, timedelta(seconds=timeout) + cls.HOLD_MARGIN, calls)
 
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[None]:
@@ -59,12 +64,12 @@ class HostSlots:
         try:
             yield
         finally:
-            await asyncio.to_thread(self.store.release_host_slot, host, taken, self.owner)
+            await self.calls(self.store.release_host_slot, host, taken, self.owner)
 
     async def _wait_for_slot(self, host: str) -> int:
         pause = self.POLL_MIN
         while True:
-            taken = await asyncio.to_thread(
+            taken = await self.calls(
                 self.store.acquire_host_slot, host, self.owner, self.limit, self.hold
             )
             if taken is not None:

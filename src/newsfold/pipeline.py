@@ -15,10 +15,9 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from newsfold import fold, schedule
 from newsfold.articles import ArticleMaker
@@ -32,6 +31,7 @@ from newsfold.parse import parse_feed
 from newsfold.pool import Step
 from newsfold.robots import RobotsPolicy, RobotsStore
 from newsfold.store import FeedCommit, FeedQueue, FeedUpdate, PlannedArticle, Refolder, RunRecords
+from newsfold.storecalls import StoreCalls
 from newsfold.urls import canonicalize_url
 
 Clock = Callable[[], datetime]
@@ -72,18 +72,18 @@ async def run(
     report = RunReport()
     progress = progress or Progress()
     worker = options.worker or f"{socket.gethostname()}:{id(report):x}"
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsfold-store")
     deadline = None if options.max_time is None else started + options.max_time.total_seconds()
-    per_host = HostSlots.for_store(store, worker, settings.fetch.per_host, settings.fetch.timeout)
-    with ExtractPool(settings.extract) as pool:
-        async with Fetcher(settings.fetch, shared_per_host=per_host) as fetcher:
-            robots = RobotsPolicy(fetcher, settings.fetch.user_agent, store, clock=clock)
-            runner = _FeedRunner(settings, store, clock, fetcher, pool, robots, writer, report)
-            await _run_feeds(runner, store, clock, options, worker, deadline, progress)
-    writer.shutdown(wait=True)
-    store.prune_dedup(clock() - settings.dedup.window)
-    report.seconds = time.monotonic() - started
-    store.record_run(worker, started_at, clock(), json.dumps(asdict(report)))
+    async with StoreCalls() as calls, StoreCalls(None, "newsfold-slots") as slot_calls:
+        fetch = settings.fetch
+        per_host = HostSlots.for_store(store, worker, fetch.per_host, fetch.timeout, slot_calls)
+        with ExtractPool(settings.extract) as pool:
+            async with Fetcher(fetch, shared_per_host=per_host) as fetcher:
+                robots = RobotsPolicy(fetcher, fetch.user_agent, store, calls, clock=clock)
+                runner = _FeedRunner(settings, store, clock, fetcher, pool, robots, calls, report)
+                await _run_feeds(runner, store, clock, options, worker, deadline, progress)
+        await calls(store.prune_dedup, clock() - settings.dedup.window)
+        report.seconds = time.monotonic() - started
+        await calls(store.record_run, worker, started_at, clock(), json.dumps(asdict(report)))
     return report
 
 
@@ -115,7 +115,7 @@ async def _run_feeds(
         if deadline is not None and time.monotonic() >= deadline:
             runner.report.stopped_early = True
             break
-        feed = await runner.in_store_thread(next, leases, None)
+        feed = await runner.calls(next, leases, None)
         if feed is None:
             break
         task = asyncio.create_task(one(feed))
@@ -130,7 +130,7 @@ async def _run_feeds(
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
     # Feeds cut off by --max-time go back to the pool at once, not when their lease expires.
-    await runner.in_store_thread(store.release_leases, worker)
+    await runner.calls(store.release_leases, worker)
 
 
 class _FeedRunner:
@@ -142,7 +142,7 @@ class _FeedRunner:
         fetcher: Fetcher,
         pool: ExtractPool,
         robots: RobotsPolicy,
-        writer: ThreadPoolExecutor,
+        calls: StoreCalls,
         report: RunReport,
     ) -> None:
         self.settings = settings
@@ -150,13 +150,9 @@ class _FeedRunner:
         self.clock = clock
         self.fetcher = fetcher
         self.pool = pool
-        self.writer = writer
+        self.calls = calls
         self.report = report
         self.articles = ArticleMaker(settings, fetcher, pool, robots, report)
-
-    async def in_store_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        """Every store call runs in one thread: the event loop never waits on a database lock."""
-        return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
 
     async def process(self, feed: FeedState) -> str | None:
         """Check one feed; returns its error line, or None when it went well."""
@@ -249,12 +245,12 @@ class _FeedRunner:
         self, feed: FeedState, result: FetchResult, parsed: ParsedFeed
     ) -> None:
         keys = [e.key for e in parsed.entries]
-        known = await self.in_store_thread(self.store.entry_hashes, feed.id, keys)
+        known = await self.calls(self.store.entry_hashes, feed.id, keys)
         changed = [e for e in parsed.entries if known.get(e.key) != e.content_hash]
         cap = self.settings.fetch.max_new_per_feed
         taken, deferred = changed[:cap], len(changed) - min(len(changed), cap)
         links = [link for e in taken if e.link and (link := canonicalize_url(e.link))]
-        stored = await self.in_store_thread(self.store.known_article_urls, links)
+        stored = await self.calls(self.store.known_article_urls, links)
         edited = {e.key for e in taken if e.key in known}
         made = await self.articles.make(feed, taken, stored, edited)
         now = self.clock()
@@ -305,9 +301,7 @@ class _FeedRunner:
         )
         planned = [PlannedArticle(a, p) for a, p in zip(articles, plans, strict=True)]
         rules = fold_rules(self.settings, self.clock())
-        return await self.in_store_thread(
-            self.store.record_feed, update, entries, planned, links, rules
-        )
+        return await self.calls(self.store.record_feed, update, entries, planned, links, rules)
 
 
 def fold_rules(settings: Settings, now: datetime) -> fold.FoldRules:

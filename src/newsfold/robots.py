@@ -24,6 +24,7 @@ import httpx
 
 from newsfold.errors import FetchError
 from newsfold.fetch import Fetcher
+from newsfold.storecalls import StoreCalls
 
 ROBOTS_ACCEPT = "text/plain, */*;q=0.5"
 LIFETIME = timedelta(hours=24)
@@ -53,12 +54,14 @@ class RobotsPolicy:
         fetcher: Fetcher,
         user_agent: str,
         cache: RobotsStore,
+        calls: StoreCalls,
         *,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._fetcher = fetcher
         self._user_agent = user_agent
         self._cache = cache
+        self._calls = calls  # the cache is the store: never called on the event loop
         self._clock = clock
         self._sites: dict[str, asyncio.Task[RobotFileParser]] = {}
 
@@ -75,12 +78,12 @@ class RobotsPolicy:
 
     async def _load(self, origin: str) -> RobotFileParser:
         now = self._clock()
-        stored = self._cache.get_robots(origin)
+        stored = await self._calls(self._cache.get_robots, origin)
         if stored is not None and stored[1] > now:
             return parse_rules(stored[0], stored[2])
         body, status, lifetime = await self._fetch(origin)
         if status is not None:
-            self._cache.put_robots(origin, body, status, now + lifetime)
+            await self._calls(self._cache.put_robots, origin, body, status, now + lifetime)
         return parse_rules(body, status or 0)
 
     async def _fetch(self, origin: str) -> tuple[str | None, int | None, timedelta]:
