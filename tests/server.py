@@ -18,6 +18,8 @@ added) and can send gzip to clients that accept it. Fault routes live under /fau
     /fault/redirect-chain/<n>   n hops of 302, then a small feed at /fault/redirect-chain/0
     /fault/redirect-private     302 to http://10.0.0.1/feed.xml
     /fault/redirect-private/link-local   302 to http://169.254.169.254/latest/meta-data/
+    /fault/redirect-private/<aws-ipv6|nat64>   302 to the AWS IPv6 metadata address, or to
+                                169.254.169.254 behind the NAT64 prefix
     /fault/redirect-scheme      302 to file:///etc/passwd
     /fault/html /fault/empty /fault/binary   an HTML page, an empty 200, random bytes
     /fault/lying-length         Content-Length larger than the body, then the connection closes
@@ -41,6 +43,9 @@ Hostile feeds and pages (appended; their functions say more):
                                 /fault/xxe-target/..., which no test may ever see asked for)
     /fault/invalid-utf8 /fault/wrong-encoding/<latin1-declared|utf8-declared|utf16-header>
     /fault/json-not-feed        JSON that is not a JSON Feed
+    /fault/canonicals           a feed of /fault/canonical/<kind> pages, whose rel=canonical is
+                                bare (a relative token), home (the site's root), absolute (another
+                                path of the site) or og (a relative token og:url agrees with)
 
 Fetch the redirect-private routes (and redirect-private-dns) only with the private-address guard
 ON: a client that follows them would otherwise send packets to 10.0.0.1 or 169.254.169.254, which
@@ -491,10 +496,12 @@ def fault_redirect_chain(handler: RequestHandler, arg: str) -> None:
 
 
 def fault_redirect_private(handler: RequestHandler, arg: str) -> None:
-    if arg == "link-local":
-        handler.send_redirect("http://169.254.169.254/latest/meta-data/")
-    else:
-        handler.send_redirect("http://10.0.0.1/feed.xml")
+    targets = {
+        "link-local": "http://169.254.169.254/latest/meta-data/",
+        "aws-ipv6": "http://[fd00:ec2::254]/latest/meta-data/",
+        "nat64": "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+    }
+    handler.send_redirect(targets.get(arg, "http://10.0.0.1/feed.xml"))
 
 
 def fault_redirect_scheme(handler: RequestHandler, _: str) -> None:
@@ -624,12 +631,13 @@ def article_text(key: str, paragraphs: int = 4, words: int = 45) -> list[str]:
     ]
 
 
-def article_page(key: str) -> bytes:
-    """A plain news page for `key`: title, header, the article's paragraphs, a footer."""
+def article_page(key: str, head: str = "") -> bytes:
+    """A plain news page for `key`: title, header, the article's paragraphs, a footer; `head`
+    goes into its <head>."""
     body = "".join(f"<p>{p}</p>\n" for p in article_text(key))
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Story {key}</title>"
-        f"</head><body><header><a href='/'>Home</a></header><article><h1>Story {key}</h1>\n"
+        f"{head}</head><body><header><a href='/'>Home</a></header><article><h1>Story {key}</h1>\n"
         f"{body}</article><footer>Contact us</footer></body></html>\n"
     ).encode()
 
@@ -844,8 +852,40 @@ def fault_redirect_other_scheme(handler: RequestHandler, arg: str) -> None:
     handler.send_redirect(targets.get(arg, targets["javascript"]))
 
 
+CANONICAL_KINDS = ("bare", "home", "absolute", "og")
+
+
+def canonical_head(base: str, kind: str) -> str:
+    """The <head> links of /fault/canonical/<kind> (see the module docstring)."""
+    heads = {
+        "bare": '<link rel="canonical" href="8003098">',
+        "home": f'<link rel="canonical" href="{base}/">',
+        "absolute": f'<link rel="canonical" href="{base}/news/canonical-absolute">',
+        "og": '<link rel="canonical" href="8003098">'
+        f'<meta property="og:url" content="{base}/fault/canonical/8003098">',
+    }
+    return heads[kind]
+
+
+def fault_canonicals(handler: RequestHandler, _: str) -> None:
+    base = base_of(handler)
+    items = "".join(
+        f"<item><title>Canonical {kind}</title><link>{base}/fault/canonical/{kind}</link>"
+        f"<guid>canonical-{kind}</guid></item>\n"
+        for kind in CANONICAL_KINDS
+    )
+    handler.send_body(rss(items, "canonicals"))
+
+
+def fault_canonical(handler: RequestHandler, arg: str) -> None:
+    page = article_page(f"canonical-{arg}", canonical_head(base_of(handler), arg))
+    handler.send_body(page, content_type="text/html; charset=utf-8")
+
+
 FAULTS.update(
     {
+        "canonicals": fault_canonicals,
+        "canonical": fault_canonical,
         "article": fault_article,
         "retry-after": fault_retry_after,
         "many-items": fault_many_items,

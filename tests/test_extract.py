@@ -230,10 +230,47 @@ def test_canonical_ignored_when_the_page_came_from_elsewhere() -> None:
         ('<link rel="canonical" href="https://example.com/a">', "https://example.co.uk/a", None),
         ('<link rel="canonical" href="https://other.co.uk/a">', "https://example.co.uk/a", None),
         ('<link rel="canonical" href="javascript:void(0)">', "https://example.com/a", None),
+        # A bare token resolves to a path that does not exist: the link is kept.
+        ('<link rel="canonical" href="8003098">', "https://example.com/news/a-story", None),
+        ('<link rel="canonical" href="/news/other">', "https://example.com/news/a-story", None),
+        # ... unless og:url names the same page.
+        (
+            '<link rel="canonical" href="8003098">'
+            '<meta property="og:url" content="https://example.com/news/8003098">',
+            "https://example.com/news/a-story",
+            "https://example.com/news/8003098",
+        ),
+        # An implausible canonical keeps the link, whatever og:url says.
+        (
+            '<link rel="canonical" href="8003098">'
+            '<meta property="og:url" content="https://www.example.com/news/a-story">',
+            "https://example.com/news/a-story?utm_source=rss",
+            None,
+        ),
+        # Absolute on the same site is trusted, protocol-relative too.
+        (
+            '<link rel="canonical" href="https://example.com/2024/a-story">',
+            "https://example.com/a-story",
+            "https://example.com/2024/a-story",
+        ),
+        (
+            '<link rel="canonical" href="//www.example.com/a-story">',
+            "https://example.com/a-story",
+            "https://www.example.com/a-story",
+        ),
+        # The site's home page is nobody's article.
+        ('<link rel="canonical" href="https://example.com/">', "https://example.com/a", None),
+        ('<link rel="canonical" href="/">', "https://example.com/a", None),
+        (
+            '<link rel="canonical" href="https://example.com/">',
+            "https://example.com/",
+            "https://example.com/",
+        ),
     ],
 )
 def test_canonical_url_resolution(head: str, page_url: str, expected: str | None) -> None:
-    """Relative canonicals resolve against the page; only the page's own site is accepted."""
+    """Only a plausible canonical is trusted: on the page's own site, not its home page, and
+    absolute or, when relative, agreeing with og:url or the page's own address."""
     page = read_page_meta(f"<html><head>{head}</head><body></body></html>")
     assert canonical_url(page, page_url) == expected
 

@@ -25,7 +25,14 @@ import pytest
 
 from newsfold.articles import MAX_TEXT_CHARS
 from tests.cli_helpers import Measured, Workspace, line_about
-from tests.server import FeedServer, article_page, big_paragraphs, gzip_bomb, rss
+from tests.server import (
+    CANONICAL_KINDS,
+    FeedServer,
+    article_page,
+    big_paragraphs,
+    gzip_bomb,
+    rss,
+)
 
 STATUS_CODES = (400, 401, 403, 404, 405, 410, 418, 429, 451, 500, 502, 503, 504)
 GOOD_FEEDS, GOOD_ITEMS = 3, 4
@@ -74,6 +81,12 @@ class Failing:
 
 FAILING = (
     *(Failing(f"/fault/status/{code}", f"http_{code}", f"HTTP {code} ") for code in STATUS_CODES),
+    # Nothing was asked conditionally: there is no copy a 304 could refer to.
+    Failing(
+        "/fault/status/304",
+        "http_304",
+        "HTTP 304 Not Modified to a request without validators",
+    ),
     Failing("/fault/retry-after/429/7200", "http_429", "(retry after 7200 s)"),
     *(
         Failing(f"/fault/retry-after/429/7200?{twin}", "http_429", "(retry after 7200 s)")
@@ -233,6 +246,7 @@ def fault_run(server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> F
         *(server.url(f.path) for f in FAILING),
         *(server.url(path) for path in READABLE),
         server.url("/fault/billion-laughs"),
+        server.url("/fault/canonicals"),
     ]
     workspace = Workspace.create(
         tmp_path_factory.mktemp("faults"), feeds, audit_connections=True, **SETTINGS
@@ -406,6 +420,23 @@ def test_a_failing_page_keeps_the_feed_text(fault_run: FaultRun, path: str) -> N
     assert error.startswith(page)
 
 
+def test_an_implausible_canonical_keeps_the_link(fault_run: FaultRun) -> None:
+    """A page's rel=canonical is trusted only when plausible: a bare relative token or the
+    site's home page leaves the article under the feed's link; an absolute one on the site, or
+    a relative one og:url agrees with, names the article."""
+    stored = {
+        kind: {a["url"] for s in fault_run.export for a in s["articles"] if a["title"] == title}
+        for kind in CANONICAL_KINDS
+        if (title := f"Canonical {kind}")
+    }
+    assert stored == {
+        "bare": {fault_run.url("/fault/canonical/bare")},
+        "home": {fault_run.url("/fault/canonical/home")},
+        "absolute": {fault_run.url("/news/canonical-absolute")},
+        "og": {fault_run.url("/fault/canonical/8003098")},
+    }
+
+
 def test_a_very_big_page_lands_without_stalling_the_run(fault_run: FaultRun) -> None:
     """4 MB of article HTML is extracted within extract.page_timeout (its text cut to a bound),
     or the feed's text is kept and the reason names the page; either way it lands once."""
@@ -494,6 +525,85 @@ def test_the_rest_of_a_long_feed_arrives_in_later_runs(
     urls = [url for url in repeated.urls if "/many-" in url]
     newest = range(10_000, 10_000 - 2 * LATER_PER_RUN, -1)
     assert sorted(urls) == sorted(server.url(f"/fault/article/many-{i}") for i in newest)
+
+
+# An intranet setup: private networks allowed, link-local and cloud metadata still refused.
+
+METADATA_REDIRECTS = {
+    "/fault/redirect-private/link-local": "169.254.169.254 is a link-local address",
+    "/fault/redirect-private/aws-ipv6": "fd00:ec2::254 is a cloud metadata address",
+    "/fault/redirect-private/nat64": "64:ff9b::a9fe:a9fe resolves to 169.254.169.254, a link-local",
+}
+
+
+@dataclass(frozen=True)
+class IntranetRun:
+    done: Any  # the run's CompletedProcess
+    feeds: dict[str, dict[str, Any]]
+    workspace: Workspace
+    page: str  # an article link that redirects to 169.254.169.254
+
+
+@pytest.fixture(scope="module")
+def intranet_run(server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> IntranetRun:
+    """A run with fetch.allow_private_networks = true of feeds that redirect to metadata
+    addresses, and of a good feed whose article link does."""
+    page = server.url("/fault/redirect-private/link-local") + "?intranet-page"
+    item = (
+        f"<item><title>Metadata page</title><link>{escape(page)}</link><guid>metadata</guid>"
+        "<description>Feed text of the metadata page.</description></item>"
+    )
+    good = server.add("/faults/intranet.xml", rss(item, "intranet"))
+    feeds = [good, *(server.url(path) for path in METADATA_REDIRECTS)]
+    fetch = {"timeout": 2.0, "allow_private_networks": True}
+    workspace = Workspace.create(
+        tmp_path_factory.mktemp("intranet"), feeds, audit_connections=True, fetch=fetch
+    )
+    done = workspace.run("run")
+    return IntranetRun(done, workspace.feeds(), workspace, page)
+
+
+@pytest.mark.parametrize("path", list(METADATA_REDIRECTS))
+def test_metadata_stays_refused_with_private_networks_allowed(
+    server: FeedServer, intranet_run: IntranetRun, path: str
+) -> None:
+    """A feed that redirects to a link-local or cloud metadata address is refused on that hop
+    even with allow_private_networks: one line naming the feed, kept as its last error."""
+    assert intranet_run.done.returncode == 0, intranet_run.done.stderr
+    url = server.url(path)
+    feed = intranet_run.feeds[url]
+    assert (feed["status"], feed["error_kind"]) == ("error", "blocked")
+    expected = f"{url}: refused: {METADATA_REDIRECTS[path]}"
+    assert feed["last_error"].startswith(expected)
+    assert feed["last_error"].endswith("(allowed only through fetch.allowed_networks)")
+    assert line_about(intranet_run.done, url) == [f"newsfold: {feed['last_error']}"]
+
+
+def test_an_article_link_to_metadata_keeps_the_feed_text(intranet_run: IntranetRun) -> None:
+    """An article link that redirects to 169.254.169.254 is refused there; the article keeps
+    the feed's text and the reason."""
+    with sqlite3.connect(intranet_run.workspace.db) as db:
+        rows = db.execute(
+            "SELECT text, text_source, page_error FROM articles WHERE url = ?",
+            (intranet_run.page,),
+        ).fetchall()
+    assert len(rows) == 1
+    text, source, error = rows[0]
+    assert (text, source) == ("Feed text of the metadata page.", "feed")
+    assert error.startswith(f"{intranet_run.page}: refused: 169.254.169.254 is a link-local")
+
+
+def test_no_metadata_address_is_ever_dialled(intranet_run: IntranetRun) -> None:
+    """Every connection the run opened went to the loopback server, none to a metadata
+    address, although private networks were allowed."""
+    dialled = [
+        ast.literal_eval(line.removeprefix("connect "))
+        for line in intranet_run.workspace.connections()
+        if line.startswith("connect (")
+    ]
+    assert dialled
+    for address in dialled:
+        assert ipaddress.ip_address(address[0]) in ipaddress.ip_network("127.0.0.0/8"), address
 
 
 def test_a_bad_allowed_network_is_one_config_error(tmp_path: Path) -> None:

@@ -492,6 +492,51 @@ def test_guard_refuses_non_public_addresses(address: str, category: str) -> None
     assert str(caught.value).endswith(category)
 
 
+@pytest.mark.parametrize(
+    ("address", "category"),
+    [
+        ("169.254.169.254", "a link-local address"),  # AWS, Google, Azure, DigitalOcean...
+        ("169.254.170.2", "a link-local address"),  # AWS ECS task credentials
+        ("fe80::a9fe:a9fe", "a link-local address"),
+        ("fd00:ec2::254", "a cloud metadata address"),  # AWS over IPv6
+        ("fd20:ce::254", "a cloud metadata address"),  # Google Cloud over IPv6
+        ("100.100.100.200", "a cloud metadata address"),  # Alibaba Cloud
+        ("192.0.0.192", "a cloud metadata address"),  # Oracle Cloud
+        ("::ffff:169.254.169.254", "a link-local address"),
+        ("64:ff9b::a9fe:a9fe", "a link-local address"),  # NAT64
+        ("2002:a9fe:a9fe::1", "a link-local address"),  # 6to4
+    ],
+)
+@pytest.mark.parametrize("private_allowed", [False, True], ids=["guard", "private-allowed"])
+def test_guard_refuses_metadata_addresses_even_with_private_networks_allowed(
+    address: str, category: str, private_allowed: bool
+) -> None:
+    """Link-local and cloud metadata addresses are refused whether or not private networks
+    are allowed, however the address is spelt."""
+    with pytest.raises(AddressRefused) as caught:
+        run(AddressGuard(private_allowed=private_allowed).checked_addresses(address, 80))
+    assert category in str(caught.value)
+    assert str(caught.value).endswith("fetch.allowed_networks)") == private_allowed
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1", "192.168.1.1", "127.0.0.1", "::1", "fd00::1"])
+def test_private_networks_allowed_lets_private_addresses_through(address: str) -> None:
+    """fetch.allow_private_networks opens loopback and private ranges (an intranet feed)."""
+    assert run(AddressGuard(private_allowed=True).checked_addresses(address, 80)) == [address]
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [("169.254.169.254", "169.254.169.254/32"), ("fd00:ec2::254", "fd00:ec2::/32")],
+)
+def test_allowed_networks_let_a_metadata_address_through(address: str, network: str) -> None:
+    """A metadata range named in fetch.allowed_networks is reached, and only that one."""
+    backend = AddressGuard([network], private_allowed=True)
+    assert run(backend.checked_addresses(address, 80)) == [address]
+    with pytest.raises(AddressRefused):
+        run(backend.checked_addresses("169.254.170.2", 80))
+
+
 @pytest.mark.parametrize("address", ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"])
 def test_guard_lets_public_addresses_through(address: str) -> None:
     """Public IPv4 and IPv6 addresses pass the check (checking sends nothing)."""

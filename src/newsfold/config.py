@@ -68,7 +68,9 @@ class FetchSettings:
     per_host: int = doc("requests in flight per host, feeds and pages together", 2)
     max_redirects: int = doc("redirect hops followed before giving up", 5)
     allow_private_networks: bool = doc(
-        "allow loopback, private and link-local targets (refused by default)", False
+        "allow loopback and private targets (refused by default); link-local and cloud metadata"
+        " addresses stay refused unless in allowed_networks",
+        False,
     )
     allowed_networks: tuple[str, ...] = doc(
         "CIDR ranges let through the address guard although not public (e.g. 10.8.0.0/16)", ()

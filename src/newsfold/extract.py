@@ -308,14 +308,37 @@ def _language(page: PageMeta) -> str | None:
 
 
 def canonical_url(page: PageMeta, page_url: str) -> str | None:
-    """rel=canonical, else og:url, resolved against the page URL; None when it leaves the site."""
-    candidate = page.canonical or page.meta.get("og:url")
-    if not candidate:
-        return None
+    """The address the page claims (rel=canonical, else og:url) when it is plausible, else None:
+    the article then keeps the link that led to it.
+
+    Plausible: http(s) on the page's own site, not the site's home page (unless the page is one),
+    and absolute, or, when relative, naming the same page as og:url or as the page's own address.
+    A bare token such as href="8003098" resolves to a path that does not exist: not trusted."""
+    og_url = page.meta.get("og:url")
+    candidate = page.canonical or og_url
+    return _plausible_address(candidate, page_url, og_url) if candidate else None
+
+
+def _plausible_address(candidate: str, page_url: str, og_url: str | None) -> str | None:
     resolved = urljoin(page_url, candidate)
-    if urlsplit(resolved).scheme not in ("http", "https"):
+    if urlsplit(resolved).scheme not in ("http", "https") or not same_site(page_url, resolved):
         return None
-    return resolved if same_site(page_url, resolved) else None
+    if _is_home(resolved) and not _is_home(page_url):
+        return None
+    if urlsplit(candidate).netloc:  # absolute: "https://host/path" or "//host/path"
+        return resolved
+    witnesses = [page_url] if og_url in (None, candidate) else [page_url, urljoin(page_url, og_url)]
+    return resolved if any(_same_page(resolved, other) for other in witnesses) else None
+
+
+def _is_home(url: str) -> bool:
+    return urlsplit(url).path.strip("/") == ""
+
+
+def _same_page(url_a: str, url_b: str) -> bool:
+    """Same host and path; the query may differ (tracking parameters, session ids)."""
+    a, b = urlsplit(url_a), urlsplit(url_b)
+    return a.hostname == b.hostname and a.path.rstrip("/") == b.path.rstrip("/")
 
 
 def same_site(url_a: str, url_b: str) -> bool:

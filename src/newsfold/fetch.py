@@ -9,13 +9,15 @@ Bounds and manners, all from FetchSettings:
 - a body cap counted on decompressed bytes while streaming, inflated at most 64 KB at a time, so
   a gzip bomb stops at the cap having held no more than the cap in memory;
 - redirects followed here, one hop at a time, each hop's URL and address checked;
-- only http and https, and only public addresses unless allow_private_networks, or within
-  allowed_networks (see netguard);
+- only http and https, and only public addresses unless allow_private_networks (never
+  link-local or cloud metadata ones), or within allowed_networks (see netguard);
 - requests in flight capped overall and per host, for feeds and article pages alike;
-- conditional GET: a 304 comes back as a FetchResult without a body.
+- conditional GET: a 304 comes back as a FetchResult without a body; a 304 to a request that
+  sent no validators is a server fault (http_304).
 
 FetchError kinds (transient ones may succeed later):
-    http_<code>   an error status; 404, 408, 425, 429 and 5xx transient, Retry-After kept on 429/503
+    http_<code>   an error status; 404, 408, 425, 429 and 5xx transient, Retry-After kept on
+                  429/503; http_304: a 304 that answers no conditional request (transient)
     timeout       no complete answer within the deadline (transient)
     dns, connect, tls, network, protocol   failures below HTTP (transient)
     too_large     body over the cap          redirects   a loop, or more hops than allowed
@@ -44,7 +46,7 @@ import httpx
 from newsfold.config import FetchSettings
 from newsfold.errors import FetchError
 from newsfold.model import FetchResult
-from newsfold.netguard import AddressRefused, aiohttp_transport, guarded_transport
+from newsfold.netguard import AddressRefused, guarded_transport
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, "
@@ -167,6 +169,8 @@ class Fetcher:
             return Redirect(response.url, location)
         now = datetime.now(UTC)
         if status == 304:
+            if not has_validators(response.request):
+                raise unasked_not_modified(url, response)
             return fetch_result(url, response, None, now)
         if 200 <= status < 300:
             return fetch_result(url, response, await self._read_body(url, response), now)
@@ -250,9 +254,11 @@ def default_transport(settings: FetchSettings) -> httpx.AsyncBaseTransport:
     limits = httpx.Limits(
         max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
     )
-    if settings.allow_private_networks:
-        return aiohttp_transport(limits)
-    return guarded_transport(limits, allow=settings.allowed_networks)
+    return guarded_transport(
+        limits,
+        allow=settings.allowed_networks,
+        private_allowed=settings.allow_private_networks,
+    )
 
 
 async def set_location_aside(response: httpx.Response) -> None:
@@ -315,6 +321,16 @@ def checked_url(url: str, candidate: str, base: httpx.URL | None = None) -> http
 def not_http(url: str, candidate: str) -> FetchError:
     cause = f"refused: {candidate[:200]} is not an http or https URL"
     return FetchError(url, cause, kind="blocked", transient=False)
+
+
+def has_validators(request: httpx.Request) -> bool:
+    return "if-none-match" in request.headers or "if-modified-since" in request.headers
+
+
+def unasked_not_modified(url: str, response: httpx.Response) -> FetchError:
+    """A 304 to a request that sent no validators: there is no copy it could refer to."""
+    cause = f"HTTP 304 Not Modified{at(url, response.url)} to a request without validators"
+    return FetchError(url, cause, kind="http_304", transient=True, status=304)
 
 
 def keep_validators(

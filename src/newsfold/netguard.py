@@ -8,6 +8,10 @@ second (DNS rebinding) gains nothing, because there is no second lookup. The soc
 the address once more as the socket is made; that also covers URLs that name an address, which
 are never looked up. Every redirect hop opens its connection through the same connector, so every
 hop is checked too.
+
+fetch.allow_private_networks lets loopback and private ranges through (an intranet feed), never
+link-local ranges nor the cloud metadata services: those hand out the machine's credentials, and
+only a range named in fetch.allowed_networks reaches them.
 """
 
 from __future__ import annotations
@@ -29,44 +33,68 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
 SocketFactory = Callable[[AddrInfo], socket.socket]
 
+# Instance metadata services outside the link-local ranges (169.254.169.254 and 169.254.170.2 are
+# link-local already): AWS and Google Cloud over IPv6, Alibaba Cloud, Oracle Cloud.
+METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
+    ipaddress.ip_address(address)
+    for address in ("fd00:ec2::254", "fd20:ce::254", "100.100.100.200", "192.0.0.192")
+)
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64, RFC 6052).
+_NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"),)
+
 # Checked in this order, so the message names the most telling category (127.0.0.1 is also
 # "private" to the ipaddress module, 169.254.169.254 too).
 _CATEGORIES: tuple[tuple[str, Callable[[IPAddress], bool]], ...] = (
     ("a loopback", lambda ip: ip.is_loopback),
     ("an unspecified", lambda ip: ip.is_unspecified),
     ("a link-local", lambda ip: ip.is_link_local),
+    ("a cloud metadata", lambda ip: ip in METADATA_ADDRESSES),
     ("a multicast", lambda ip: ip.is_multicast),
     ("a reserved", lambda ip: ip.is_reserved),
     ("a private", lambda ip: ip.is_private),
     ("a non-public", lambda ip: not ip.is_global),
 )
+# What stays refused when private networks are allowed.
+_ALWAYS_REFUSED = frozenset({"a link-local", "a cloud metadata"})
 
 
 class AddressRefused(Exception):
     """A host resolved to an address that may not be fetched."""
 
-    def __init__(self, host: str, address: IPAddress, category: str) -> None:
+    def __init__(self, host: str, address: IPAddress, category: str, hint: str = "") -> None:
         if host.strip("[]") == str(address):
             message = f"{address} is {category}"
         else:
             message = f"{host} resolves to {address}, {category}"
-        super().__init__(message)
+        super().__init__(message + hint)
         self.host = host
         self.address = address
 
 
 def parse_address(address: str) -> IPAddress:
-    """An IP address, IPv6 zone dropped and IPv4-mapped IPv6 unwrapped to the IPv4 it carries."""
+    """An IP address, IPv6 zone dropped, and an IPv6 address that carries an IPv4 one
+    (IPv4-mapped, 6to4, NAT64) unwrapped to the IPv4 it reaches."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return ip
+    if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in prefix for prefix in _NAT64_PREFIXES):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip
 
 
-def refused_category(ip: IPAddress) -> str | None:
-    """Why `ip` may not be fetched ("a private address"), or None when it is public."""
+def refused_category(ip: IPAddress, *, private_allowed: bool = False) -> str | None:
+    """Why `ip` may not be fetched ("a private address"), or None when it may.
+
+    `private_allowed` (fetch.allow_private_networks) lets everything through but link-local and
+    cloud metadata addresses."""
     for label, applies in _CATEGORIES:
         if applies(ip):
+            if private_allowed and label not in _ALWAYS_REFUSED:
+                return None
             return f"{label} address"
     return None
 
@@ -79,16 +107,20 @@ def parse_network(network: str) -> IPNetwork:
 class AddressGuard:
     """Refuses non-public addresses, except those within the `allow` ranges."""
 
-    def __init__(self, allow: Iterable[str] = ()) -> None:
-        """`allow`: CIDR ranges (or single addresses) let through although not public."""
+    def __init__(self, allow: Iterable[str] = (), *, private_allowed: bool = False) -> None:
+        """`allow`: CIDR ranges (or single addresses) let through although not public;
+        `private_allowed`: every range but link-local and cloud metadata let through."""
         self._allow = tuple(parse_network(network) for network in allow)
+        self._private_allowed = private_allowed
+        # Why an intranet setup still refuses this address, and the way to let it through.
+        self._hint = " (allowed only through fetch.allowed_networks)" if private_allowed else ""
 
     def check(self, host: str, address: str) -> None:
         """AddressRefused when `host`'s `address` may not be fetched."""
         ip = parse_address(address)
-        category = refused_category(ip)
+        category = refused_category(ip, private_allowed=self._private_allowed)
         if category is not None and not any(ip in network for network in self._allow):
-            raise AddressRefused(host, ip, category)
+            raise AddressRefused(host, ip, category, self._hint)
 
     async def checked_addresses(self, host: str, port: int) -> list[str]:
         """Every address `host` resolves to, or AddressRefused if any one of them is refused."""
@@ -139,15 +171,17 @@ def guarded_transport(
     limits: httpx.Limits,
     *,
     allow: Iterable[str] = (),
+    private_allowed: bool = False,
     connect_with: SocketFactory = plain_socket,
 ) -> httpx.AsyncBaseTransport:
     """httpx's API on aiohttp's transport, with connections opened only to checked addresses.
 
-    `allow` names ranges let through anyway (fetch.allowed_networks), `connect_with` makes the
-    socket once its address passed; tests use both to reach the loopback server while making
-    sure nothing else is ever dialled.
+    `allow` names ranges let through anyway (fetch.allowed_networks), `private_allowed` lets
+    private ones through but link-local and metadata (fetch.allow_private_networks),
+    `connect_with` makes the socket once its address passed; tests use them to reach the
+    loopback server while making sure nothing else is ever dialled.
     """
-    guard = AddressGuard(allow)
+    guard = AddressGuard(allow, private_allowed=private_allowed)
 
     def checked_socket(addr_info: AddrInfo) -> socket.socket:
         address = str(addr_info[4][0])
