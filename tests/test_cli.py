@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from newsfold.demo import build_site, feed_sources, load_sample
 from tests.cli_helpers import RUN_TIMEOUT, Workspace, finish, kill_session, stderr_lines
 from tests.server import SMALL_FEED, FeedServer, RequestHandler, free_port
+from tests.stores import PG_URL
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTH = 80
@@ -334,6 +336,105 @@ def test_a_tick_with_nothing_due_fetches_nothing_and_says_when(
     assert server.count("/cli/tick/first.xml") == 2
 
 
+# Commands that only read: the contract's list, and `feeds export`.
+READ_ONLY = (
+    ("stories",),
+    ("story", "1"),
+    ("export", "--format", "jsonl"),
+    ("stats",),
+    ("explain", "https://a.example/1", "https://b.example/2"),
+    ("check",),
+    ("feeds", "list"),
+    ("feeds", "export"),
+)
+
+
+def files_under(root: Path) -> set[Path]:
+    return {path for path in root.rglob("*") if path.name != "newsfold.toml"}
+
+
+@pytest.mark.parametrize("args", READ_ONLY, ids=" ".join)
+def test_a_command_that_only_reads_creates_no_store(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Pointed at a store that is not there (a typo, a directory that does not exist), a
+    command that only reads says "no store at PATH" in one line, exits 1, and creates nothing."""
+    ws = Workspace.create(tmp_path)
+    typo = tmp_path / "typo.db"
+    done = ws.run("--db", str(typo), *args)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert one_line(done) == f"newsfold: no store at {typo}"
+    nowhere = tmp_path / "nonexistent_dir" / "x.db"
+    done = ws.run("--db", f"sqlite:///{nowhere}", *args)
+    assert (done.returncode, one_line(done)) == (1, f"newsfold: no store at {nowhere}")
+    assert files_under(tmp_path) == set()
+
+
+def test_the_default_store_is_not_created_by_a_read(tmp_path: Path) -> None:
+    """Without --db, a read of the per-user store that was never made creates neither the store
+    nor its directory."""
+    ws = Workspace.create(tmp_path)
+    done = subprocess.run(
+        [ws.command()[0], "--config", str(ws.config), "stats"],
+        env=ws.process_env(),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    default = tmp_path / "xdg" / "xdg_data_home" / "newsfold" / "newsfold.db"
+    assert (done.returncode, one_line(done)) == (1, f"newsfold: no store at {default}")
+    assert files_under(tmp_path) == set()
+
+
+def test_a_read_of_an_empty_postgresql_database_creates_no_tables(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A PostgreSQL database (here a schema) with no store in it: one line, exit 1, no table."""
+    done = Workspace.create(tmp_path).run("--db", pg_url, "stories")
+    assert done.returncode == 1
+    assert one_line(done).startswith("newsfold: no store at postgresql://")
+    schema = pg_url.rsplit("%3D", 1)[1]
+    with psycopg.connect(PG_URL) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (schema,)
+        ).fetchone()
+    assert tables == (0,)
+
+
+def test_a_read_of_an_existing_store_works(tmp_path: Path) -> None:
+    """Once a command that writes made the store, the reads work on it."""
+    ws = Workspace.create(tmp_path)
+    ws.ok("feeds", "import", str(REPO / "config" / "feeds.toml"))
+    for args in READ_ONLY:
+        if args[0] not in ("story", "explain"):  # an empty store has no story 1, no articles
+            ws.ok(*args)
+
+
+CONFIG_FAULTS = {
+    "missing": None,
+    "not TOML": "[fetch\n",
+    "unknown key": "[fetch]\ntimeuot = 3\n",
+    "bad value": '[dedup]\nwindow = "a week"\n',
+}
+
+
+@pytest.mark.parametrize("fault", list(CONFIG_FAULTS))
+def test_every_command_checks_the_config_it_is_given(tmp_path: Path, fault: str) -> None:
+    """A missing or invalid --config fails every command, whether it uses the settings or not
+    (`stats`, `check`, `feeds list` do not): one line, exit 1, and `check` says no "store ok"."""
+    ws = Workspace.create(tmp_path)
+    ws.ok("run")  # a store that is fine: only the config is wrong
+    text = CONFIG_FAULTS[fault]
+    config = tmp_path / "given.toml"
+    if text is not None:
+        config.write_text(text, encoding="utf-8")
+    for args in (("stats",), ("check",), ("feeds", "list")):
+        done = ws.run("--config", str(config), *args)
+        assert (done.returncode, done.stdout) == (1, ""), args
+        line = one_line(done)
+        assert line.startswith("newsfold: ")
+        assert str(config) in line or "fetch.timeuot" in line or "dedup.window" in line
+
+
 def test_removing_an_unknown_feed_exits_1(tmp_path: Path) -> None:
     """`feeds remove` of a feed that is not there: exit 1 and one line naming it."""
     done = Workspace.create(tmp_path).run("feeds", "remove", "https://example.org/feed.xml")
@@ -366,6 +467,7 @@ def test_stories_table_fits_80_columns(
 def test_stories_default_to_the_last_24_hours(tmp_path: Path) -> None:
     """`stories` without --since looks back 24 hours, says so in its help and when it finds none."""
     ws = Workspace.create(tmp_path)
+    ws.ok("run")  # an empty store
     assert re.search(r"--since TEXT .*\[default: 24h\]", " ".join(ws.ok("stories", "-h").split()))
     assert ws.ok("stories") == "No stories updated in the last 24h.\n"
 

@@ -41,21 +41,27 @@ class Context:
     db_url: str
     verbosity: int
     log_format: str
+    reads_only: bool = False  # the command only reads: a missing store is an error, not made
     _settings: Settings | None = None
 
     @property
     def settings(self) -> Settings:
+        return self.load_config()
+
+    def load_config(self) -> Settings:
+        """Read and check the config file and environment, once; a bad one is a ConfigError."""
         if self._settings is None:
             self._settings = load_settings(self.config_path)
         return self._settings
 
     def store(self) -> AbstractContextManager[Store]:
-        return opened_store(self.db_url, self.verbosity)
+        return opened_store(self.db_url, self.verbosity, create=not self.reads_only)
 
 
 @contextmanager
-def opened_store(db_url: str, verbosity: int = 0) -> Iterator[Store]:
-    """The store at `db_url`, brought up to the current schema, closed at the end.
+def opened_store(db_url: str, verbosity: int = 0, *, create: bool = True) -> Iterator[Store]:
+    """The store at `db_url`, brought up to the current schema, closed at the end; without
+    `create`, a missing store is a StoreMissing ("no store at PATH") and nothing is made.
 
     A migration that rewrites stored rows (building the search index of a large store) shows
     a progress bar on a terminal.
@@ -63,7 +69,7 @@ def opened_store(db_url: str, verbosity: int = 0) -> Iterator[Store]:
     from newsfold.output import MigrationBar
     from newsfold.store import open_store
 
-    store = open_store(db_url)
+    store = open_store(db_url, create=create)
     try:
         with MigrationBar(show=verbosity >= 0 and sys.stderr.isatty()) as bar:
             store.migrate(bar.update)
@@ -136,11 +142,22 @@ def _late_global_options() -> list[click.Parameter]:
 
 
 class _Command(click.Command):
-    """A command that takes the global options after its name too, where people put them."""
+    """A command that takes the global options after its name too, where people put them.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    `reads_only=True` marks a command that only reads the store: it never creates one. Every
+    command checks the config it is given, whether it uses it or not."""
+
+    def __init__(self, *args: Any, reads_only: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.reads_only = reads_only
         self.params.extend(_late_global_options())
+
+    def invoke(self, ctx: click.Context) -> Any:
+        obj = ctx.find_object(Context)
+        if obj is not None:
+            obj.reads_only = self.reads_only
+            obj.load_config()
+        return super().invoke(ctx)
 
 
 class _Group(click.Group):
@@ -327,7 +344,7 @@ def feeds_add(obj: Context, url: str, name: str | None) -> None:
             click.echo(f"{'added' if added else 'already there'}: {feed_url}")
 
 
-@feeds.command("list")
+@feeds.command("list", reads_only=True)
 @click.option("--json", "as_json", is_flag=True, help="A JSON array, one object per feed.")
 @click.pass_obj
 def feeds_list(obj: Context, as_json: bool) -> None:
@@ -368,7 +385,7 @@ def feeds_import(obj: Context, file: Path) -> None:
     click.echo(f"imported {len(sources)} feeds ({added} new) from {file}")
 
 
-@feeds.command("export")
+@feeds.command("export", reads_only=True)
 @click.option("--format", "fmt", type=click.Choice(["opml", "toml"]), default="opml")
 @click.pass_obj
 def feeds_export(obj: Context, fmt: str) -> None:
@@ -414,7 +431,7 @@ def _stories(
     return [_canonical_first(s, settings.dedup.preferred_outlets) for s in found]
 
 
-@cli.command()
+@cli.command(reads_only=True)
 @click.option("--since", default="24h", show_default=True, help="Stories updated within this long.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="A JSON array, as in export --format jsonl.")
@@ -438,7 +455,7 @@ class _BadQuery(click.ClickException):
     exit_code = EXIT_USAGE
 
 
-@cli.command()
+@cli.command(reads_only=True)
 @click.argument("words", metavar="QUERY", nargs=-1, required=True)
 @click.option("--since", help="Stories updated within this long [default: all].")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
@@ -478,7 +495,7 @@ def search(
         click.echo(f"No stories match {query!r}" + (f" in the last {since}." if since else "."))
 
 
-@cli.command()
+@cli.command(reads_only=True)
 @click.argument("story_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
@@ -497,7 +514,7 @@ def story(obj: Context, story_id: int, as_json: bool) -> None:
         output.print_story(found)
 
 
-@cli.command()
+@cli.command(reads_only=True)
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "atom", "html"]), required=True)
 @click.option("--since", help="Stories updated within this long [default: all].")
 @click.option(
@@ -515,7 +532,7 @@ def export(obj: Context, fmt: str, since: str | None, output: Path | None) -> No
         click.echo(text, nl=False)
 
 
-@cli.command()
+@cli.command(reads_only=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def stats(obj: Context, as_json: bool) -> None:
@@ -590,7 +607,7 @@ def demo(obj: Context, keep: Path | None, limit: int) -> None:
 # -- dedup: explain and redo -----------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(reads_only=True)
 @click.argument("url1")
 @click.argument("url2")
 @click.pass_obj
@@ -636,7 +653,7 @@ def refold(obj: Context, since: str) -> None:
     click.echo(f"refolded {count} articles")
 
 
-@cli.command()
+@cli.command(reads_only=True)
 @click.pass_obj
 def check(obj: Context) -> None:
     """Verify the store's integrity and schema version (exit 1 on a problem)."""

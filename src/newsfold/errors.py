@@ -3,7 +3,8 @@
 NewsfoldError
  ├── ConfigError        a bad setting: names the key (exit 1)
  ├── StoreError         the store cannot be opened or is not at a known schema version
- │    └── LockedError   another run holds the run lock (exit 75)
+ │    ├── LockedError   another run holds the run lock (exit 75)
+ │    └── StoreMissing  a command that only reads found no store (exit 1, nothing created)
  └── StageError         one feed or page failed at one stage: its URL, a kind, transient or not
       ├── FetchError    a request failed (with the status and Retry-After when there were some)
       ├── ParseError    a body is not a feed (HTML, empty, garbage), or parsing it timed out
@@ -49,6 +50,10 @@ class StoreError(NewsfoldError):
 
 class LockedError(StoreError):
     """Another run holds the run lock."""
+
+
+class StoreMissing(StoreError):
+    """A command that only reads was pointed at a store that does not exist."""
 
 
 class StageError(NewsfoldError):

@@ -174,7 +174,8 @@ class Store(
     """All of it: what `open_store` returns. Each client asks only for the part it uses."""
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, create: bool = True) -> Store:
+    """The store at `url`; with `create` False, a StoreMissing (and nothing made) if none is."""
     from newsfold.store.sql import SqlStore
 
-    return SqlStore(url)
+    return SqlStore(url, create=create)

@@ -7,7 +7,9 @@ transaction starts with BEGIN IMMEDIATE so two writers queue instead of failing 
 
 from __future__ import annotations
 
+import contextlib
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,11 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event
+from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, DBAPIError, SQLAlchemyError
 
-from newsfold.errors import StoreError
+from newsfold.errors import StoreError, StoreMissing
 
 T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -31,14 +34,29 @@ TRANSACTION_ATTEMPTS = 5
 class SqlBase:
     """The engine and its transactions; the table modules add the store's methods on top."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        """`create`: make the store (and its directory) when there is none yet; without it a
+        missing store is a StoreMissing and nothing is created."""
         self.url = url
-        self.engine = _make_engine(url)
+        self.engine = _make_engine(url, create)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.shared = not self.is_sqlite  # SQLite: one run at a time (run_lock)
+        if not create and not self._has_schema():
+            self.close()
+            where = self.engine.url.database if self.is_sqlite else make_url(url)
+            raise StoreMissing(f"no store at {where}")
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _has_schema(self) -> bool:
+        """Whether the store exists, found out without creating or changing anything."""
+        from newsfold.store.schema import schema_version  # schema's own modules import this one
+
+        if self.is_sqlite:
+            return _sqlite_has_table(str(self.engine.url.database), schema_version.name)
+        with self._read() as conn:
+            return inspect(conn).has_table(schema_version.name)
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -107,13 +125,13 @@ def _retryable(exc: BaseException | None) -> bool:
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in RETRY_SQLSTATES
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, create: bool) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     try:
         if url.startswith("sqlite:///"):
             path = url.removeprefix("sqlite:///")
-            if path and path != ":memory:":
+            if create and path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
             _configure_sqlite(engine)
@@ -125,6 +143,20 @@ def _make_engine(url: str) -> Engine:
     except (SQLAlchemyError, DBAPIError, OSError, ImportError) as exc:
         raise StoreError(f"cannot open the store {url}: {first_line(exc)}") from exc
     raise StoreError(f"unsupported --db URL {url!r}: use sqlite:///PATH or postgresql://…")
+
+
+def _sqlite_has_table(path: str, table: str) -> bool:
+    """Read-only: connecting the usual way would create the file, and turn on WAL."""
+    if not Path(path).is_file():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)) as db:
+            found = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            )
+            return found.fetchone() is not None
+    except sqlite3.DatabaseError:
+        return True  # not a sound SQLite file: opening it says so in the usual words
 
 
 def _configure_sqlite(engine: Engine) -> None:
