@@ -30,6 +30,7 @@ from tests.server import (
     FeedServer,
     article_page,
     big_paragraphs,
+    free_port,
     gzip_bomb,
     rss,
 )
@@ -525,6 +526,76 @@ def test_the_rest_of_a_long_feed_arrives_in_later_runs(
     urls = [url for url in repeated.urls if "/many-" in url]
     newest = range(10_000, 10_000 - 2 * LATER_PER_RUN, -1)
     assert sorted(urls) == sorted(server.url(f"/fault/article/many-{i}") for i in newest)
+
+
+# Article hosts that cannot be reached: a few attempts per run, not one per page.
+
+UNREACHABLE_PAGES = 20  # per host
+NO_SUCH_HOST = "news.no-such-host.invalid"  # RFC 6761: never resolves
+
+
+@dataclass(frozen=True)
+class UnreachableRun:
+    done: Any  # the run's CompletedProcess
+    feed: dict[str, Any]
+    workspace: Workspace
+    dead: str  # 127.0.0.1:<a port nothing listens on>
+
+
+@pytest.fixture(scope="module")
+def unreachable_run(server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> UnreachableRun:
+    """One run of a feed whose 40 article links sit on a host that does not resolve and on one
+    that refuses connections."""
+    dead = f"127.0.0.1:{free_port()}"
+    items = "".join(
+        f"<item><title>Unreachable {host} {i}</title><link>http://{host}/story/{i}</link>"
+        f"<guid>{host}-{i}</guid><description>Feed text of story {i}.</description></item>\n"
+        for host in (NO_SUCH_HOST, dead)
+        for i in range(UNREACHABLE_PAGES)
+    )
+    url = server.add("/faults/unreachable.xml", rss(items, "unreachable"))
+    workspace = Workspace.create(
+        tmp_path_factory.mktemp("unreachable"),
+        [url],
+        audit_connections=True,
+        fetch={"timeout": 5.0, "allowed_networks": ["127.0.0.0/8"]},
+        extract={"workers": 1},
+    )
+    done = workspace.run("run")
+    return UnreachableRun(done, workspace.feeds()[url], workspace, dead)
+
+
+def test_an_unreachable_host_is_asked_a_few_times_per_run(unreachable_run: UnreachableRun) -> None:
+    """A host that does not resolve, and one that refuses connections, each get a few attempts
+    in a run (robots.txt, the first pages), not one per page."""
+    log = unreachable_run.workspace.connections()
+    lookups = [line for line in log if NO_SUCH_HOST in line]
+    host, port = unreachable_run.dead.split(":")
+    dials = [line for line in log if line == f"connect ('{host}', {port})"]
+    for attempts in (lookups, dials):
+        assert 1 <= len(attempts) <= 3, log
+
+
+def test_pages_of_an_unreachable_host_keep_the_feed_text(unreachable_run: UnreachableRun) -> None:
+    """Every article lands with its feed's text; each page error names the page, and the pages
+    not asked say why with the host's own failure."""
+    assert unreachable_run.done.returncode == 0, unreachable_run.done.stderr
+    assert unreachable_run.done.stderr == ""
+    assert unreachable_run.feed["status"] == "ok"
+    with sqlite3.connect(unreachable_run.workspace.db) as db:
+        rows = db.execute("SELECT url, text, text_source, page_error FROM articles").fetchall()
+    assert len(rows) == 2 * UNREACHABLE_PAGES
+    skipped = {NO_SUCH_HOST: 0, unreachable_run.dead: 0}
+    for url, text, source, error in rows:
+        assert (source, text) == ("feed", f"Feed text of story {url.rsplit('/', 1)[1]}.")
+        assert error.startswith(f"{url}: ")
+        host = url.split("/")[2]
+        cause = "DNS lookup failed" if host == NO_SUCH_HOST else "connection failed"
+        assert cause in error
+        if "not asked again" in error:
+            assert f"(not asked again: {host.split(':')[0]} failed " in error
+            skipped[host] += 1
+    assert all(count >= UNREACHABLE_PAGES - 2 for count in skipped.values()), skipped
 
 
 # An intranet setup: private networks allowed, link-local and cloud metadata still refused.

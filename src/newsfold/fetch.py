@@ -12,6 +12,7 @@ Bounds and manners, all from FetchSettings:
 - only http and https, and only public addresses unless allow_private_networks (never
   link-local or cloud metadata ones), or within allowed_networks (see netguard);
 - requests in flight capped overall and per host, for feeds and article pages alike;
+- a host that failed to resolve or connect twice in a run is not asked again in that run;
 - conditional GET: a 304 comes back as a FetchResult without a body; a 304 to a request that
   sent no validators is a server fault (http_304).
 
@@ -58,6 +59,10 @@ ACCEPT_ENCODING = "gzip, deflate"  # what Inflater decodes; never br or zstd, wh
 LOCATION_ASIDE = "x-newsfold-location"
 INFLATE_STEP = 64 * 1024  # most decompressed bytes produced from one step of input
 
+# Failures that say the host cannot be reached, whatever the URL: counted per host and run.
+HOST_FAILURE_KINDS = frozenset({"dns", "connect"})
+HOST_FAILURES_BEFORE_SKIP = 2  # one lookup that fails may be a hiccup; two in a row are not
+
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 # Active feeds do answer 404 for a while and come back; 408, 425, 429 and 5xx say "later".
 TRANSIENT_CODES = frozenset({404, 408, 425, 429})
@@ -95,6 +100,7 @@ class Fetcher:
         )
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._unreachable = UnreachableHosts()
 
     async def __aenter__(self) -> Self:
         return self
@@ -144,13 +150,18 @@ class Fetcher:
         self, url: str, target: httpx.URL, headers: dict[str, str], budget: Budget
     ) -> FetchResult | Redirect:
         """One hop: a result, or where to go next."""
-        async with self._host_slot(target.host), self._shared_slot(target.host), self._slots:
-            with translate_failures(url, target, self._settings.timeout):
-                async with (
-                    budget.running(),
-                    self._client.stream("GET", target, headers=headers) as response,
+        async with self._host_slot(target.host):
+            self._unreachable.check(url, target)  # asked again while this request waited
+            async with self._shared_slot(target.host), self._slots:
+                with (
+                    self._unreachable.watching(target),
+                    translate_failures(url, target, self._settings.timeout),
                 ):
-                    return await self._answer(url, response)
+                    async with (
+                        budget.running(),
+                        self._client.stream("GET", target, headers=headers) as response,
+                    ):
+                        return await self._answer(url, response)
 
     def _shared_slot(self, host: str) -> AbstractAsyncContextManager[None]:
         shared = self._shared_per_host
@@ -196,6 +207,43 @@ class Fetcher:
                     raise too_large(url, response, cap)
                 chunks.append(chunk)
         return b"".join(chunks)
+
+
+class UnreachableHosts:
+    """Hosts that failed to resolve or to connect in this run.
+
+    After HOST_FAILURES_BEFORE_SKIP such failures with no answer between them, a host is not
+    asked again in this run: its requests fail at once with the reason of its last failure, so
+    a feed whose pages all sit on a host that does not resolve costs a few lookups, not one (and
+    a robots.txt) per page. The next run asks again.
+    """
+
+    def __init__(self) -> None:
+        self._failures: dict[tuple[str, int | None], tuple[int, FetchError]] = {}
+
+    def check(self, url: str, target: httpx.URL) -> None:
+        """Raise the host's failure again, for `url`, if the host is given up for this run."""
+        count, last = self._failures.get((target.host, target.port), (0, None))
+        if last is None or count < HOST_FAILURES_BEFORE_SKIP:
+            return
+        cause = last.cause.replace(at(last.url, target), "", 1)
+        cause += f" (not asked again: {target.host} failed {count} times in this run)"
+        raise FetchError(url, cause, kind=last.kind, transient=True)
+
+    @contextlib.contextmanager
+    def watching(self, target: httpx.URL) -> Iterator[None]:
+        """Count the request's failure to reach the host; any answer clears the count."""
+        key = (target.host, target.port)
+        try:
+            yield
+        except FetchError as exc:
+            if exc.kind in HOST_FAILURE_KINDS:
+                count = self._failures.get(key, (0, exc))[0]
+                self._failures[key] = (count + 1, exc)
+            else:
+                self._failures.pop(key, None)
+            raise
+        self._failures.pop(key, None)
 
 
 class Inflater:
