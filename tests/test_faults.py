@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import ipaddress
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -549,7 +550,7 @@ def unreachable_run(server: FeedServer, tmp_path_factory: pytest.TempPathFactory
     dead = f"127.0.0.1:{free_port()}"
     items = "".join(
         f"<item><title>Unreachable {host} {i}</title><link>http://{host}/story/{i}</link>"
-        f"<guid>{host}-{i}</guid><description>Feed text of story {i}.</description></item>\n"
+        f"<guid>{host}-{i}</guid><description>Story {i} from {host}.</description></item>\n"
         for host in (NO_SUCH_HOST, dead)
         for i in range(UNREACHABLE_PAGES)
     )
@@ -561,7 +562,7 @@ def unreachable_run(server: FeedServer, tmp_path_factory: pytest.TempPathFactory
         fetch={"timeout": 5.0, "allowed_networks": ["127.0.0.0/8"]},
         extract={"workers": 1},
     )
-    done = workspace.run("run")
+    done = workspace.run("run", "-v")  # -v: the summary line off a terminal too
     return UnreachableRun(done, workspace.feeds()[url], workspace, dead)
 
 
@@ -580,22 +581,49 @@ def test_pages_of_an_unreachable_host_keep_the_feed_text(unreachable_run: Unreac
     """Every article lands with its feed's text; each page error names the page, and the pages
     not asked say why with the host's own failure."""
     assert unreachable_run.done.returncode == 0, unreachable_run.done.stderr
-    assert unreachable_run.done.stderr == ""
     assert unreachable_run.feed["status"] == "ok"
     with sqlite3.connect(unreachable_run.workspace.db) as db:
         rows = db.execute("SELECT url, text, text_source, page_error FROM articles").fetchall()
     assert len(rows) == 2 * UNREACHABLE_PAGES
     skipped = {NO_SUCH_HOST: 0, unreachable_run.dead: 0}
     for url, text, source, error in rows:
-        assert (source, text) == ("feed", f"Feed text of story {url.rsplit('/', 1)[1]}.")
-        assert error.startswith(f"{url}: ")
         host = url.split("/")[2]
+        assert (source, text) == ("feed", f"Story {url.rsplit('/', 1)[1]} from {host}.")
+        assert error.startswith(f"{url}: ")
         cause = "DNS lookup failed" if host == NO_SUCH_HOST else "connection failed"
         assert cause in error
         if "not asked again" in error:
             assert f"(not asked again: {host.split(':')[0]} failed " in error
             skipped[host] += 1
     assert all(count >= UNREACHABLE_PAGES - 2 for count in skipped.values()), skipped
+
+
+def test_page_failures_are_counted_in_the_summary_line(unreachable_run: UnreachableRun) -> None:
+    """The run's one summary line counts the pages that kept the feed's text, by reason."""
+    (line,) = unreachable_run.done.stderr.splitlines()
+    assert line.startswith("newsfold: 1 feeds (1 ok, 0 failed), 40 new articles, ")
+    assert line.endswith(" s, 40 pages kept the feed's text (connect 20, dns 20)")
+
+
+def test_feeds_list_shows_the_page_failures_of_the_last_check(
+    unreachable_run: UnreachableRun,
+) -> None:
+    """`feeds list --json` and the table show the feed's page failures of its last check."""
+    assert unreachable_run.feed["page_failures"] == {"connect": 20, "dns": 20}
+    table = " ".join(unreachable_run.workspace.ok("feeds", "list").split())
+    assert "last check: 40 pages kept the feed's text (connect 20, dns 20)" in table
+
+
+def test_story_shows_a_copys_page_error(unreachable_run: UnreachableRun) -> None:
+    """`story ID` (and --json) shows why a copy kept the feed's text."""
+    workspace = unreachable_run.workspace
+    (story,) = [s for s in workspace.export() if s["url"].endswith(f"{NO_SUCH_HOST}/story/3")]
+    as_json = json.loads(workspace.ok("story", str(story["id"]), "--json"))
+    (copy,) = as_json["articles"]
+    assert copy["page_error"].startswith(f"http://{NO_SUCH_HOST}/story/3: DNS lookup failed")
+    workspace.env["COLUMNS"] = "400"  # the whole error on one line
+    shown = workspace.ok("story", str(story["id"]))
+    assert f"page: {copy['page_error']}" in shown
 
 
 # An intranet setup: private networks allowed, link-local and cloud metadata still refused.

@@ -32,6 +32,9 @@ MAX_TEXT_CHARS = 200_000
 class MadeArticles:
     articles: list[Article] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)  # entry key -> article URL
+    # Articles that kept the feed's text because their page failed or said less, by reason
+    # (pages not downloaded by choice, extract.fetch_pages off, are no failure).
+    page_failures: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,9 @@ class ArticleMaker:
             made.links[entry.key] = article.url
             if all(a.url != article.url for a in made.articles):
                 made.articles.append(article)
+                if article.page_error is not None and outcome.kind != "off":
+                    reason = outcome.kind or "short"
+                    made.page_failures[reason] = made.page_failures.get(reason, 0) + 1
         return made
 
     def _page(self, url: str) -> asyncio.Task[PageOutcome] | None:

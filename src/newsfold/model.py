@@ -35,6 +35,8 @@ class FeedState:
     interval: timedelta | None = None  # fixed by the user
     rate: timedelta | None = None  # learnt from the feed's publishing rate
     entries: int = 0
+    # Article pages of the last check that kept the feed's text instead, by reason ("dns": 3).
+    page_failures: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,7 @@ class StoryArticle:
     text_chars: int
     similarity: float
     summary: str | None = None  # the first ~300 characters of the text, for exports
+    page_error: str | None = None  # why the page's text was not used, if it was not
 
 
 @dataclass(frozen=True, slots=True)

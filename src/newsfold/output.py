@@ -31,6 +31,14 @@ def outlet(copy: StoryArticle) -> str:
     return copy.site or host_of(copy.url) or copy.url
 
 
+def pages_kept_feed_text(by_reason: dict[str, int]) -> str:
+    """ "3 pages kept the feed's text (dns 2, robots 1)", the most frequent reason first."""
+    total = sum(by_reason.values())
+    reasons = sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))
+    detail = ", ".join(f"{reason} {n}" for reason, n in reasons)
+    return f"{total} page{'s' if total != 1 else ''} kept the feed's text ({detail})"
+
+
 def feed_json(feed: FeedState) -> dict[str, Any]:
     return {
         "url": feed.url,
@@ -42,6 +50,7 @@ def feed_json(feed: FeedState) -> dict[str, Any]:
         "last_checked": iso(feed.last_checked),
         "next_check": iso(feed.next_check),
         "entries": feed.entries,
+        "page_failures": feed.page_failures,
     }
 
 
@@ -61,6 +70,7 @@ def story_json(story: Story) -> dict[str, Any]:
                 "text_chars": copy.text_chars,
                 "outlet": outlet(copy),
                 "similarity": round(copy.similarity, 4),
+                "page_error": copy.page_error,
             }
             for copy in story.articles
         ],
@@ -165,6 +175,9 @@ def print_feeds(feeds: list[FeedState]) -> None:
         label = Text(f"{feed.name}\n{feed.url}" if feed.name else feed.url)
         if feed.last_error:
             label.append(f"\n{feed.last_error} (x{feed.error_count})", style="red")
+        if feed.page_failures:
+            pages = pages_kept_feed_text(feed.page_failures)
+            label.append(f"\nlast check: {pages}", style="yellow")
         table.add_row(feed.status, label, str(feed.entries), _short_time(feed.next_check))
     _console().print(table)
 
@@ -229,11 +242,14 @@ def print_story(story: Story) -> None:
     for copy in story.articles:
         title = Text(copy.title or "-", overflow="ellipsis", no_wrap=True)
         url = Text(copy.url, overflow="fold", style="dim")
+        lines = [title, url]
+        if copy.page_error:  # the feed's text was kept: say why
+            lines.append(Text(f"page: {copy.page_error}", overflow="fold", style="yellow"))
         table.add_row(
             f"{copy.similarity:.2f}",
             outlet(copy),
             _short_time(copy.published),
-            Group(title, url),
+            Group(*lines),
         )
     console.print(table)
 

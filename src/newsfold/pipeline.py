@@ -279,6 +279,7 @@ class _FeedRunner:
             body_hash=None if deferred else _body_hash(result.body),
             rate=rate,
             title=parsed.title,
+            page_failures=made.page_failures,
         )
         commit = await self._commit(feed.url, update, taken, made.articles, made.links)
         self.report.articles_new += commit.articles_new

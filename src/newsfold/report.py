@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from newsfold import logs, pipeline
 from newsfold.model import RunReport
+from newsfold.output import pages_kept_feed_text
 
 log = logging.getLogger("newsfold")
 
@@ -79,9 +80,18 @@ def summary_line(report: RunReport) -> str:
         f"{report.articles_new} new articles, {report.stories_new} new stories "
         f"in {report.seconds:.1f} s"
     )
+    fallbacks = page_fallbacks(report)
+    if fallbacks:
+        line += f", {pages_kept_feed_text(fallbacks)}"
     if report.entries_deferred:
         line += f", {report.entries_deferred} entries left for the next run"
     return line + (" (stopped at --max-time)" if report.stopped_early else "")
+
+
+def page_fallbacks(report: RunReport) -> dict[str, int]:
+    """Articles that kept the feed's text because their page failed, by reason; pages not
+    downloaded by choice (extract.fetch_pages off) are left out."""
+    return {reason: n for reason, n in report.pages_skipped.items() if reason != "off"}
 
 
 def log_summary(report: RunReport, verbosity: int) -> None:
@@ -98,6 +108,7 @@ def _report_fields(report: RunReport) -> dict[str, Any]:
         "feeds_failed": report.feeds_failed,
         "articles_new": report.articles_new,
         "stories_new": report.stories_new,
+        "pages_kept_feed_text": page_fallbacks(report),
         "seconds": round(report.seconds, 3),
         "stopped_early": report.stopped_early,
     }

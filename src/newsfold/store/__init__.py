@@ -9,8 +9,8 @@ limit shared by workers) are chosen by dialect inside it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,6 +40,8 @@ class FeedUpdate:
     title: str | None = None  # the feed's own title: its name until the user gives one
     error: str | None = None
     error_kind: str | None = None
+    # Article pages of this check that kept the feed's text, by reason ("dns": 3).
+    page_failures: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -147,6 +148,7 @@ def update_feed_state(conn: Connection, u: FeedUpdate) -> None:
         "next_check": u.next_check,
         "lease_owner": None,
         "lease_expires": None,
+        "page_failures": json.dumps(dict(u.page_failures)) if u.page_failures else None,
     }
     if u.error is None:
         values.update(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ def feed_state(row: Any) -> FeedState:
         interval=timedelta(seconds=interval) if interval else None,
         rate=timedelta(seconds=row["rate_seconds"]) if row["rate_seconds"] else None,
         entries=row["entries"],
+        page_failures=json.loads(row["page_failures"] or "{}"),
     )
 
 
@@ -72,4 +74,5 @@ def story_article(row: Any) -> StoryArticle:
         text_chars=row["text_chars"],
         similarity=row["similarity"] if row["similarity"] is not None else 1.0,
         summary=row["text"][:300] or None,
+        page_error=row["page_error"],
     )

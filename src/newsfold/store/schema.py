@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    inspect,
     select,
     text,
 )
@@ -87,6 +88,8 @@ feeds = Table(
     Column("added_at", UTCDateTime, nullable=False),
     Column("lease_owner", String(64)),
     Column("lease_expires", UTCDateTime),
+    # JSON {"reason": count}: article pages of the last check that kept the feed's text.
+    Column("page_failures", Text),
     Index("ix_feeds_next_check", "next_check"),
 )
 
@@ -230,6 +233,20 @@ def _lookup_indexes(conn: Connection, progress: Progress) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _add_columns(table: Table, *names: str) -> Migration:
+    """ALTER TABLE ADD COLUMN for columns the table's definition gained later; a store made
+    after that (the first migration creates today's tables) has them already."""
+
+    def add(conn: Connection, progress: Progress) -> None:
+        present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+        for name in names:
+            if name not in present:
+                kind = table.c[name].type.compile(dialect=conn.dialect)
+                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+
+    return add
+
+
 def _create(*tables: Table) -> Migration:
     def create(conn: Connection, progress: Progress) -> None:
         metadata.create_all(conn, tables=list(tables))
@@ -244,6 +261,7 @@ MIGRATIONS: list[Migration] = [
     _create(dedup_locks),
     _lookup_indexes,
     create_search_index,
+    _add_columns(feeds, "page_failures"),
 ]
 LATEST = len(MIGRATIONS)
 
