@@ -30,9 +30,10 @@ import trafilatura
 from trafilatura.metadata import extract_metadata
 from trafilatura.utils import load_html
 
+from newsfold import charset
 from newsfold.config import ExtractSettings
 from newsfold.errors import ExtractError
-from newsfold.extract import ExtractPool, PageExtractor, decode_html, extract_page
+from newsfold.extract import ExtractPool, PageExtractor, extract_page
 from newsfold.model import Extracted
 from tests.textmetrics import (
     CorpusPage,
@@ -53,12 +54,12 @@ def _ours(body: bytes, url: str) -> object:
 
 
 def _bare_extraction_with_metadata(body: bytes, url: str) -> object:
-    html = decode_html(body, None)
+    html = charset.decode(body, None)
     return trafilatura.bare_extraction(html, url=url, include_comments=False, with_metadata=True)
 
 
 def _extract_then_extract_metadata(body: bytes, url: str) -> object:
-    html = decode_html(body, None)
+    html = charset.decode(body, None)
     text = trafilatura.extract(html, url=url, include_comments=False)
     return text, extract_metadata(load_html(html), url)
 

@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from newsfold import charset
 from newsfold.config import ExtractSettings
 from newsfold.errors import ExtractError
 from newsfold.extract import (
     ExtractPool,
     canonical_url,
-    decode_html,
     extract_page,
     read_page_meta,
 )
@@ -162,7 +162,7 @@ def test_undeclared_legacy_charset_is_detected() -> None:
     body = _corpus_page("badische-zeitung.de-Wohnungssuche").body()
     undeclared = body.replace(b"charset=iso-8859-1", b"").replace(b"charset=ISO-8859-1", b"")
     assert b"charset=" not in undeclared[:4096].lower()
-    assert GERMAN_PHRASE in decode_html(undeclared, NO_CHARSET)
+    assert GERMAN_PHRASE in charset.decode(undeclared, NO_CHARSET)
 
 
 def test_utf8_page_with_a_stale_meta_charset_reads_as_utf8() -> None:
@@ -177,14 +177,14 @@ def test_content_type_charset_wins_over_meta() -> None:
     """The HTTP header's charset is used before a contradicting <meta charset>."""
     body = '<html><head><meta charset="iso-8859-5"></head><p>Привет, мир</p></html>'
     encoded = body.encode("windows-1251")
-    assert "Привет, мир" in decode_html(encoded, "text/html; charset=windows-1251")
-    assert "Привет, мир" not in decode_html(encoded, NO_CHARSET)
+    assert "Привет, мир" in charset.decode(encoded, "text/html; charset=windows-1251")
+    assert "Привет, мир" not in charset.decode(encoded, NO_CHARSET)
 
 
 def test_byte_order_mark_wins() -> None:
     """A UTF-16 byte order mark decides the encoding whatever else is declared."""
     body = codecs.BOM_UTF16_LE + '<meta charset="utf-8"><p>Grüße</p>'.encode("utf-16-le")
-    assert decode_html(body, "text/html; charset=iso-8859-1").endswith("<p>Grüße</p>")
+    assert charset.decode(body, "text/html; charset=iso-8859-1").endswith("<p>Grüße</p>")
 
 
 def test_metadata_of_a_news_page() -> None:
@@ -202,7 +202,7 @@ def test_metadata_of_a_news_page() -> None:
 def test_canonical_on_another_site_is_ignored() -> None:
     """An MSN copy whose canonical points to nbcnews.com keeps no canonical URL."""
     page = _corpus_page("abd9d6291b6b")
-    html = decode_html(page.body(), NO_CHARSET)
+    html = charset.decode(page.body(), NO_CHARSET)
     assert "nbcnews.com" in str(read_page_meta(html).canonical)
     assert extract_page(page.body(), url=page.url, content_type=None).canonical_url is None
 

@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from newsfold.articles import MAX_TEXT_CHARS
+from newsfold.model import MAX_TEXT_CHARS
 from tests.cli_helpers import Measured, Workspace, line_about
 from tests.server import (
     CANONICAL_KINDS,

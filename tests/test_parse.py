@@ -10,9 +10,10 @@ from urllib.parse import urljoin
 
 import pytest
 
+from newsfold import charset
 from newsfold.errors import ParseError
 from newsfold.model import ParsedFeed
-from newsfold.parse import decode_body, html_to_text, parse_feed, root_element
+from newsfold.parse import html_to_text, parse_feed, root_element
 from newsfold.urls import canonicalize_url
 from tests.server import CORPUS, FeedServer
 
@@ -294,10 +295,10 @@ def test_stray_bytes_in_utf8_are_replaced_not_misread() -> None:
 
 def test_decode_body_order() -> None:
     """BOM first, then valid UTF-8, then the declared charset."""
-    assert decode_body("é".encode("utf-16")) == "é"
-    assert decode_body('<?xml encoding="koi8-r"?>é'.encode()) == '<?xml encoding="koi8-r"?>é'
-    assert decode_body('<?xml encoding="koi8-r"?>Ж'.encode("koi8-r")).endswith("Ж")
-    assert decode_body("café".encode("latin-1"), "text/xml; charset=ISO-8859-1") == "café"
+    assert charset.decode("é".encode("utf-16")) == "é"
+    assert charset.decode('<?xml encoding="koi8-r"?>é'.encode()) == '<?xml encoding="koi8-r"?>é'
+    assert charset.decode('<?xml encoding="koi8-r"?>Ж'.encode("koi8-r")).endswith("Ж")
+    assert charset.decode("café".encode("latin-1"), "text/xml; charset=ISO-8859-1") == "café"
 
 
 # --- links and identity ------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Articles: a feed entry is only a pointer; download its page and extract the story's text.
 
-For each new or edited entry: canonicalise its link; skip the download when the article is already
-stored (another feed listed it) unless the entry was edited; honour robots.txt; download the page
-with the shared fetcher; refuse non-HTML answers; extract in the process pool. When the page fails
-or gives less text than the feed itself carries, the feed's text is kept and the reason recorded.
+For each new or edited entry (its link is canonical since parsing): skip the download when the
+article is already stored (another feed listed it) unless the entry was edited; honour robots.txt;
+download the page with the shared fetcher; refuse non-HTML answers; extract in the process pool.
+When the page fails or gives less text than the feed itself carries, the feed's text is kept and
+the reason recorded.
 """
 
 from __future__ import annotations
@@ -16,16 +17,12 @@ from newsfold.config import Settings
 from newsfold.errors import PageSkipped, StageError
 from newsfold.extract import ExtractPool
 from newsfold.fetch import HTML_ACCEPT, Fetcher
-from newsfold.model import Article, Entry, Extracted, FeedState, RunReport
+from newsfold.model import MAX_TEXT_CHARS, Article, Entry, Extracted, FeedState, RunReport
 from newsfold.robots import RobotsPolicy
 from newsfold.urls import canonicalize_url
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 PAGES_AHEAD_PER_WORKER = 4
-# Longer than any news article (the longest run to ~120,000): a hostile page or feed item of
-# megabytes of text is cut here, so its fingerprint (~150 bytes of memory per character) and its
-# row stay bounded.
-MAX_TEXT_CHARS = 200_000
 
 
 @dataclass(slots=True)
@@ -70,7 +67,7 @@ class ArticleMaker:
         made = MadeArticles()
         jobs: list[tuple[Entry, str, asyncio.Task[PageOutcome] | None]] = []
         for entry in entries:
-            link = canonicalize_url(entry.link) if entry.link else None
+            link = entry.link
             if link is None:
                 continue
             if link in known and entry.key not in edited:

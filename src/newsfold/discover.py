@@ -10,10 +10,11 @@ import httpx
 from lxml import etree
 from lxml import html as lxml_html
 
+from newsfold import charset
 from newsfold.config import FetchSettings
 from newsfold.errors import FetchError, ParseError
 from newsfold.fetch import Fetcher
-from newsfold.parse import root_element, sniff_text
+from newsfold.parse import root_element
 from newsfold.urls import canonicalize_url
 
 # Tried in this order by `feeds add` when a page announces no feed: WordPress, Ghost and most
@@ -101,7 +102,7 @@ def probe_urls(page_url: str) -> list[str]:
 
 def looks_like_feed(body: bytes) -> bool:
     """A cheap sniff of the first bytes: an RSS, Atom or RDF root, or a JSON Feed version."""
-    text = sniff_text(body).lstrip("\ufeff \t\r\n")
+    text = charset.sniff(body).lstrip("\ufeff \t\r\n")
     if text.startswith("{"):
         return "jsonfeed.org/version" in text
     root = root_element(text)

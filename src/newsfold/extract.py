@@ -13,104 +13,24 @@ Speed: the metadata comes from one small lxml parse of <head> (meta tags, <link 
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
-from charset_normalizer import from_bytes
 from lxml import etree
 from tld import get_fld
 
+from newsfold import charset
 from newsfold.config import ExtractSettings
+from newsfold.dates import parse_date
 from newsfold.errors import ExtractError
 from newsfold.model import Extracted
 from newsfold.pool import Step, WorkerPool
-
-# ---------------------------------------------------------------------------------------------
-# Decoding
-
-_META_SCAN = 4096  # bytes searched for <meta charset>, as browsers do (the HTML standard: 1024)
-_META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE: it starts with the same two bytes
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-# Labels that browsers read as a superset (the WHATWG Encoding standard); pages rely on it.
-_WHATWG_SUPERSETS = {
-    "ascii": "cp1252",
-    "latin_1": "cp1252",
-    "iso8859_9": "cp1254",
-    "iso8859_11": "cp874",
-    "tis_620": "cp874",
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "shift_jis": "cp932",
-    "euc_kr": "cp949",
-}
-
-
-def decode_html(body: bytes, content_type: str | None) -> str:
-    """Page bytes -> text: BOM, Content-Type charset, <meta> charset, detection, in that order.
-
-    Bytes that are valid UTF-8 are read as UTF-8 even when a charset says otherwise: pages saved
-    again as UTF-8 keep their old <meta charset>, and text in a legacy charset is almost never valid
-    UTF-8 by chance. A byte order mark wins over everything, as in browsers.
-    """
-    for codec in _candidate_codecs(body, content_type):
-        try:
-            return body.decode(codec)
-        except UnicodeDecodeError:
-            continue
-    return body.decode("utf-8", errors="replace")
-
-
-def _candidate_codecs(body: bytes, content_type: str | None) -> Iterator[str]:
-    bom = next((codec for mark, codec in _BOMS if body.startswith(mark)), None)
-    if bom:
-        yield bom
-        return
-    declared = _declared_codec(body, content_type)
-    if declared and declared.startswith(("utf_16", "utf_32")):
-        yield declared  # wide encodings without a BOM can look like valid UTF-8 (NUL bytes)
-    yield "utf-8"
-    if declared:
-        yield declared
-    yield from _detected_codecs(body)
-
-
-def _declared_codec(body: bytes, content_type: str | None) -> str | None:
-    header = _HEADER_CHARSET.search(content_type or "")
-    if header and (codec := _codec_name(header.group(1))):
-        return codec
-    meta = _META_CHARSET.search(body, 0, _META_SCAN)
-    return _codec_name(meta.group(1).decode("ascii")) if meta else None
-
-
-def _codec_name(label: str) -> str | None:
-    """A charset label -> the Python codec that reads it, or None for an unknown label."""
-    try:
-        name = codecs.lookup(label.strip()).name.replace("-", "_")
-    except LookupError:
-        return None
-    return _WHATWG_SUPERSETS.get(name, name)
-
-
-def _detected_codecs(body: bytes) -> Iterator[str]:
-    best = from_bytes(body).best()
-    if best is not None:
-        yield best.encoding
-
 
 # ---------------------------------------------------------------------------------------------
 # Metadata from <head>
@@ -269,23 +189,8 @@ def _author(page: PageMeta) -> str | None:
 def _published(page: PageMeta) -> datetime | None:
     values = [page.meta.get("article:published_time"), page.article.get("datePublished")]
     values += [page.meta.get(key) for key in _DATE_KEYS]
-    dates = (parse_date(value) for value in values if isinstance(value, str))
+    dates = (parse_date(value) for value in values)
     return next((date for date in dates if date), None)
-
-
-def parse_date(value: str) -> datetime | None:
-    """An ISO 8601 or RFC 2822 date -> an aware UTC datetime (no zone given: read as UTC)."""
-    value = value.strip()
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        try:
-            parsed = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _site_name(page: PageMeta) -> str | None:
@@ -358,7 +263,7 @@ def same_site(url_a: str, url_b: str) -> bool:
 
 def extract_page(body: bytes, *, url: str, content_type: str | None) -> Extracted:
     """A page's bytes -> its main text and metadata. Raises ExtractError when no text comes out."""
-    html = decode_html(body, content_type)
+    html = charset.decode(body, content_type)
     text = _main_text(html, url)
     page = read_page_meta(html)
     return Extracted(

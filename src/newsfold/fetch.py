@@ -37,7 +37,6 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, NamedTuple, NoReturn, Protocol, Self
 
@@ -45,6 +44,7 @@ import aiohttp
 import httpx
 
 from newsfold.config import FetchSettings
+from newsfold.dates import parse_http_date
 from newsfold.errors import FetchError
 from newsfold.model import FetchResult
 from newsfold.netguard import AddressRefused, guarded_transport
@@ -454,7 +454,7 @@ def retry_after_seconds(value: str | None, now: datetime, cap: float) -> float |
     if value.isdigit():
         seconds = float(value)
     else:
-        moment = http_date(value)
+        moment = parse_http_date(value)
         if moment is None:
             return None
         seconds = (moment - now).total_seconds()
@@ -471,19 +471,11 @@ def max_age_seconds(headers: httpx.Headers, now: datetime) -> float | None:
     expires = headers.get("expires")
     if expires is None:
         return None
-    moment = http_date(expires)
+    moment = parse_http_date(expires)
     if moment is None:  # "0", "-1" and other invalid dates mean already expired
         return 0.0
-    base = http_date(headers.get("date", "")) or now
+    base = parse_http_date(headers.get("date", "")) or now
     return max((moment - base).total_seconds(), 0.0)
-
-
-def http_date(value: str) -> datetime | None:
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @contextlib.contextmanager

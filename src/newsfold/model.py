@@ -6,6 +6,11 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+# Longer than any news article (the longest run to ~120,000): a hostile page or feed item of
+# megabytes of text is cut here, so its fingerprint (~150 bytes of memory per character) and its
+# row stay bounded. Entry.summary and Article.text are never longer.
+MAX_TEXT_CHARS = 200_000
+
 
 @dataclass(frozen=True, slots=True)
 class FeedSource:
@@ -62,7 +67,7 @@ class Entry:
     """One item of a feed. `key` is its identity: GUID, else the canonical link."""
 
     key: str
-    link: str | None
+    link: str | None  # canonical (newsfold.urls.canonicalize_url); None when it has none
     title: str | None
     summary: str | None  # plain text of the feed's summary or content, the longer one
     published: datetime | None  # UTC

@@ -1,9 +1,8 @@
 """Parse stage: a fetched body -> ParsedFeed. RSS and Atom by feedparser, JSON Feed read here.
 
-Decoding is done here, before feedparser, because feedparser without chardet cannot tell an
-undeclared KOI8-R or Shift_JIS body from Windows-1252, and it trusts a prolog that says
-windows-1252 or utf-16 over bytes that are plainly UTF-8. The order: byte order mark, then valid
-UTF-8, then the charset the HTTP header or the XML declaration names, then a guess.
+The body is decoded before feedparser sees it (newsfold.charset): feedparser without chardet
+cannot tell an undeclared KOI8-R or Shift_JIS body from Windows-1252, and it trusts a prolog
+that says windows-1252 or utf-16 over bytes that are plainly UTF-8.
 
 The DOCTYPE's internal subset is cut down to plain entities before expat sees it: feedparser's
 own filter misses declarations written on one line, and expat then spends seconds on a
@@ -13,7 +12,6 @@ fetched (feedparser turns external general entities off).
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import io
 import json
@@ -21,15 +19,15 @@ import re
 import xml.sax
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from html import unescape
 from typing import Any, TypeVar
 
-import charset_normalizer
 import feedparser
 
+from newsfold import charset
+from newsfold.dates import from_struct_time, parse_date
 from newsfold.errors import ParseError
-from newsfold.model import Entry, ParsedFeed
+from newsfold.model import MAX_TEXT_CHARS, Entry, ParsedFeed
 from newsfold.urls import canonicalize_url
 
 EARLIEST_PLAUSIBLE = datetime(1995, 1, 1, tzinfo=UTC)
@@ -45,8 +43,6 @@ _PROLOG_ITEM = re.compile(
 )
 _ROOT_TAG = re.compile(r"\s*<([A-Za-z_][\w:.-]*)")
 _HTML_DOCTYPE = re.compile(r"<!DOCTYPE\s+html\b", re.IGNORECASE)
-_DECLARED_ENCODING = re.compile(rb"\A[^>]{0,200}?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']")
-_CHARSET_PARAM = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _DOCTYPE_START = re.compile(r"<!DOCTYPE\b", re.IGNORECASE)
 _DOCTYPE = re.compile(
     r"<!DOCTYPE\s+([^\s\[>]+)([^\[>]*)(?:\[(.*?)\])?\s*>", re.DOTALL | re.IGNORECASE
@@ -75,7 +71,6 @@ _SY_PERIODS = {
     "monthly": timedelta(days=30),
     "yearly": timedelta(days=365),
 }
-_LATIN1_NAMES = {"iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii", "iso8859-1"}
 
 
 def parse_feed(
@@ -86,7 +81,7 @@ def parse_feed(
     Keeps the first `max_entries` entries (the rest counted in `truncated`), each key once.
     `now` (UTC if naive) decides which dates are implausibly far in the future.
     """
-    text = decode_body(body, content_type)
+    text = charset.decode(body, content_type)
     if not text.strip():
         raise ParseError(url, "empty body")
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
@@ -95,28 +90,6 @@ def parse_feed(
     if looks_like_html(text):
         raise ParseError(url, "an HTML page, not a feed")
     return _parse_xml_feed(text, url, now, max_entries)
-
-
-def decode_body(body: bytes, content_type: str | None = None) -> str:
-    """The body as text: BOM, then valid UTF-8, then the declared charset, then a guess."""
-    bom_encoding = _bom_encoding(body)
-    if bom_encoding:
-        return body.decode(bom_encoding, "replace")
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    for name in _declared_encodings(body, content_type):
-        text = _decode_as(body, name)
-        if text is not None:
-            return text
-    return _guess_decode(body)
-
-
-def sniff_text(body: bytes, limit: int = 4096) -> str:
-    """The first `limit` bytes as text, enough to find the root element (markup is ASCII)."""
-    head = body[:limit]
-    return head.decode(_bom_encoding(head) or "utf-8", "ignore")
 
 
 def root_element(text: str) -> str | None:
@@ -151,79 +124,6 @@ def html_to_text(html: str) -> str:
     # Paragraphs stay lines: dedup reads facts from sentences, and a sentence ends a line.
     lines = (_SPACE.sub(" ", line).strip() for line in text.splitlines())
     return "\n".join(line for line in lines if line)
-
-
-# --- decoding -------------------------------------------------------------------------------
-
-
-def _bom_encoding(body: bytes) -> str | None:
-    if body.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if body.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        return "utf-32"
-    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    if body.startswith(b"<\x00") and not body.startswith(b"<\x00\x00"):
-        return "utf-16-le"
-    if body.startswith(b"\x00<"):
-        return "utf-16-be"
-    return None
-
-
-def _declared_encodings(body: bytes, content_type: str | None) -> list[str]:
-    names = []
-    header = _CHARSET_PARAM.search(content_type or "")
-    if header:
-        names.append(header.group(1))
-    declaration = _DECLARED_ENCODING.match(body)
-    if declaration:
-        names.append(declaration.group(1).decode("ascii"))
-    return names
-
-
-def _windows_1252_bytes(error: UnicodeError) -> tuple[str, int]:
-    """Codec error handler: bytes that are not UTF-8 read as Windows-1252."""
-    assert isinstance(error, UnicodeDecodeError)
-    bad = error.object[error.start : error.end]
-    return bad.decode("windows-1252", "replace"), error.end
-
-
-_WINDOWS_1252_FALLBACK = "newsfold-windows-1252"
-MAX_SUMMARY_CHARS = 200_000
-codecs.register_error(_WINDOWS_1252_FALLBACK, _windows_1252_bytes)
-
-
-def _decode_as(body: bytes, name: str) -> str | None:
-    """Decode with a declared charset, or None if it does not fit the bytes."""
-    name = name.strip().lower()
-    if name in _LATIN1_NAMES:  # as browsers do: 0x80-0x9f are Windows-1252 punctuation
-        name = "windows-1252"
-    try:
-        codec = codecs.lookup(name).name
-    except LookupError:
-        return None
-    if codec == "utf-8":
-        # Declared UTF-8 but not: legacy systems write Windows-1252, byte by byte, in between.
-        return body.decode("utf-8", _WINDOWS_1252_FALLBACK)
-    try:
-        return body.decode(codec)
-    except UnicodeDecodeError:
-        return body.decode("latin-1") if codec == "cp1252" else None
-
-
-def _guess_decode(body: bytes) -> str:
-    """charset_normalizer's guess from the first 64 KB; among equally good guesses
-    Windows-1252, the web's usual one (French or German text scores the same in cp1250)."""
-    matches = list(charset_normalizer.from_bytes(body[:65536]))
-    if not matches:
-        return body.decode("windows-1252", "replace")
-    best = matches[0]
-    for match in matches:
-        same_score = (match.chaos, match.coherence) == (best.chaos, best.coherence)
-        if same_score and match.encoding == "cp1252":
-            best = match
-            break
-    return body.decode(best.encoding, "replace")
 
 
 # --- XML feeds (feedparser) ------------------------------------------------------------------
@@ -338,7 +238,7 @@ def _entry_from_feedparser(item: Mapping[str, Any], base: str, now: datetime) ->
         link=item.get("link"),
         title=_text(item.get("title"), _is_html(item.get("title_detail"))),
         bodies=bodies,
-        published=_from_struct_time(parsed) if parsed else None,
+        published=from_struct_time(parsed) if parsed else None,
         author=item.get("author"),
         base=base,
         now=now,
@@ -347,15 +247,6 @@ def _entry_from_feedparser(item: Mapping[str, Any], base: str, now: datetime) ->
 
 def _is_html(detail: Any) -> bool:
     return isinstance(detail, Mapping) and "html" in str(detail.get("type") or "")
-
-
-def _from_struct_time(value: Sequence[int]) -> datetime | None:
-    """feedparser's parsed dates are UTC struct_times; a leap second is read as :59."""
-    try:
-        year, month, day, hour, minute, second = value[:6]
-        return datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 def _ttl(feed: Mapping[str, Any]) -> timedelta | None:
@@ -406,9 +297,8 @@ def _parse_json_feed(text: str, url: str, now: datetime, max_entries: int) -> Pa
 
 def _entry_from_json(item: Mapping[str, Any], base: str, now: datetime) -> Entry | None:
     identifier = item.get("id")
-    published = _parse_json_date(item.get("date_published")) or _parse_json_date(
-        item.get("date_modified")
-    )
+    # RFC 3339 as the spec says; RFC 822 as some feeds write anyway.
+    published = parse_date(item.get("date_published")) or parse_date(item.get("date_modified"))
     return _make_entry(
         guid=str(identifier) if isinstance(identifier, str | int) else None,
         link=_string(item.get("url")) or _string(item.get("external_url")),
@@ -433,20 +323,6 @@ def _json_author(item: Mapping[str, Any]) -> str | None:
         if isinstance(author, dict) and _string(author.get("name")):
             return _string(author.get("name"))
     return None
-
-
-def _parse_json_date(value: Any) -> datetime | None:
-    """RFC 3339 as the spec says; RFC 822 as some feeds write anyway."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        try:
-            parsed = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _string(value: Any) -> str | None:
@@ -486,7 +362,7 @@ def _make_entry(
     guid = guid.strip() if isinstance(guid, str) and guid.strip() else None
     canonical = canonicalize_url(link, base) if isinstance(link, str) and link.strip() else None
     longest = max((_text(value, is_html) or "" for value, is_html in bodies), key=len)
-    summary = longest[:MAX_SUMMARY_CHARS] or None  # a 14 MB description is no summary
+    summary = longest[:MAX_TEXT_CHARS] or None  # a 14 MB description is no summary
     key = guid or canonical or _content_key(title, summary)
     if key is None:
         return None

@@ -32,7 +32,6 @@ from newsfold.pool import Step
 from newsfold.robots import RobotsPolicy, RobotsStore
 from newsfold.store import FeedCommit, FeedQueue, FeedUpdate, PlannedArticle, Refolder, RunRecords
 from newsfold.storecalls import StoreCalls
-from newsfold.urls import canonicalize_url
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -249,7 +248,7 @@ class _FeedRunner:
         changed = [e for e in parsed.entries if known.get(e.key) != e.content_hash]
         cap = self.settings.fetch.max_new_per_feed
         taken, deferred = changed[:cap], len(changed) - min(len(changed), cap)
-        links = [link for e in taken if e.link and (link := canonicalize_url(e.link))]
+        links = [e.link for e in taken if e.link]
         stored = await self.calls(self.store.known_article_urls, links)
         edited = {e.key for e in taken if e.key in known}
         made = await self.articles.make(feed, taken, stored, edited)
