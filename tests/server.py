@@ -585,22 +585,6 @@ def serve_corpus_feeds(server: FeedServer, corpus: Path = CORPUS) -> dict[Path, 
     }
 
 
-def serve_corpus_articles(
-    server: FeedServer, corpus: Path = CORPUS, *, encoded: bool = False
-) -> dict[Path, str]:
-    """Serve every corpus .html.gz page at /articles/<path without .gz>; maps file to URL."""
-    root = corpus / "articles"
-    return {
-        file: server.add_html_gz(
-            "/articles/" + file.relative_to(root).as_posix().removesuffix(".gz"),
-            file,
-            encoded=encoded,
-        )
-        for file in corpus_files("article", corpus)
-        if file.name.endswith(".gz")
-    }
-
-
 def free_port() -> int:
     """A port on 127.0.0.1 that nothing listens on (for connection-refused checks)."""
     with socket.socket() as probe:

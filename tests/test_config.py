@@ -71,3 +71,26 @@ def test_example_config_is_generated_from_the_code() -> None:
 def test_readme_reference_is_generated_from_the_code() -> None:
     """README.md carries the config reference table the declarations produce."""
     assert configdoc.reference_markdown() in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_printed_settings_load_back_the_same(tmp_path: Path) -> None:
+    """What `newsfold config` prints is valid TOML that loads as the settings in force, control
+    characters, quotes and backslashes in settings and feed names included."""
+    text = r"""
+[fetch]
+user_agent = "bot\u0001 \"quoted\" back\\slash \u007f\ttab"
+max_bytes = 2_500_000
+
+[dedup]
+preferred_outlets = ["a\u0002.example", "b.example"]
+
+[[feeds]]
+url = "https://example.org/feed"
+name = "Bell\u0007 \r\n name"
+interval = "2h"
+"""
+    settings = load_settings(write(tmp_path, text), env={})
+    assert "\x01" in settings.fetch.user_agent
+    printed = configdoc.effective_toml(settings)
+    (tmp_path / "again").mkdir()
+    assert load_settings(write(tmp_path / "again", printed), env={}) == settings

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from newsfold.config import load_settings
 from newsfold.errors import ConfigError
@@ -113,10 +114,21 @@ def test_written_toml_is_a_valid_config_fragment() -> None:
     assert [feed["url"] for feed in document["feeds"]] == [f.url for f in SAMPLE]
 
 
+def test_control_characters_survive_toml_and_are_dropped_from_opml(tmp_path: Path) -> None:
+    """A name with characters TOML must escape reads back whole; OPML (XML 1.0 cannot carry
+    them at all) drops only those characters."""
+    feeds = [FeedSource("https://example.org/bell", "bell\x07 del\x7f nul\x00 esc\x1b end")]
+    assert read_feed_list(write(tmp_path, "out.toml", write_toml(feeds))) == feeds
+    (opml,) = read_feed_list(write(tmp_path, "out.opml", write_opml(feeds)))
+    assert opml.name == "bell del\x7f nul esc end"
+
+
 def test_written_opml_declares_itself() -> None:
     """The OPML output is version 2.0 with a title and one outline per feed."""
     text = write_opml(SAMPLE, title="My & feeds")
-    assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0">')
+    document = etree.fromstring(text.encode("utf-8")).getroottree()
+    assert (document.docinfo.xml_version, document.docinfo.encoding) == ("1.0", "UTF-8")
+    assert (document.getroot().tag, document.getroot().get("version")) == ("opml", "2.0")
     assert "<title>My &amp; feeds</title>" in text
     assert text.count("<outline ") == len(SAMPLE)
 

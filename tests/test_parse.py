@@ -107,7 +107,6 @@ def test_every_corpus_feed_yields_entries_or_a_clear_error(name: str) -> None:
     feed = parse(name)
     if name in EMPTY:
         assert feed.entries == ()
-        assert feed.format.startswith("rss")
         return
     assert feed.entries
     assert all(entry.key for entry in feed.entries)
@@ -245,7 +244,7 @@ def test_windows_1252_smart_quote_in_utf8() -> None:
 def test_corpus_big5_feed_is_an_empty_rss() -> None:
     """The corpus Big5 file declares big5 and holds an empty <rss>: a valid feed, no entries."""
     feed = parse("feedparser/encoding/big5.xml")
-    assert (feed.format, feed.entries) == ("rss", ())
+    assert feed.entries == ()
 
 
 @pytest.mark.parametrize(
@@ -342,8 +341,8 @@ def test_entry_key_prefers_guid_then_link_then_content_hash() -> None:
         "<item><title>c</title><description>text</description></item>"
     )
     first, second, third = parse_body(body).entries
-    assert (first.key, first.guid) == ("g-1", "g-1")
-    assert (second.key, second.guid) == ("https://e.com/2", None)
+    assert first.key == "g-1"
+    assert second.key == "https://e.com/2"
     assert third.key.startswith("sha256:")
     assert third.link is None
 
@@ -470,13 +469,12 @@ def test_ttl_from_rss_ttl_and_syndication_module() -> None:
 BIG = "fastfeedparser/odd/cc314ce5dfbb3adc.xml"
 
 
-def test_max_entries_keeps_the_first_and_counts_the_rest() -> None:
-    """With a cap of 20 on 50 items the first 20 are kept and the other 30 counted."""
+def test_max_entries_keeps_the_first() -> None:
+    """With a cap of 20 on 50 items the first 20 are kept; with no cap all 50."""
     items = "".join(f"<item><guid>id-{i}</guid><title>n{i}</title></item>" for i in range(50))
     feed = parse_body(rss(items), max_entries=20)
     assert [entry.title for entry in feed.entries] == [f"n{i}" for i in range(20)]
-    assert feed.truncated == 30
-    assert parse_body(rss(items)).truncated == 0
+    assert len(parse_body(rss(items)).entries) == 50
 
 
 @pytest.mark.parametrize("kind", ["rss", "atom"])
@@ -492,19 +490,15 @@ def test_long_feed_cut_keeps_what_follows_the_items(kind: str) -> None:
         )
     feed = parse_body(body, max_entries=5)
     assert [entry.key for entry in feed.entries] == [f"g{i}" for i in range(5)]
-    assert feed.truncated == 495
     assert feed.ttl == (timedelta(minutes=45) if kind == "rss" else None)
-    assert feed.format == ("rss20" if kind == "rss" else "atom10")
 
 
 def test_max_entries_on_the_1046_item_feed() -> None:
-    """A cap of 300 keeps the same first 300 entries as no cap; the items past them are counted."""
+    """A cap of 300 keeps the same first 300 entries as no cap."""
     whole = parse(BIG)
     capped = parse(BIG, max_entries=300)
     assert capped.entries == whole.entries[:300]
-    # 1046 items, 14 of them repeats: what is left after entry 300 is between 732 and 746 items.
-    assert 1046 - 300 - 14 <= capped.truncated <= 1046 - 300
-    assert whole.truncated == 0
+    assert len(whole.entries) > 300
 
 
 def test_items_without_guid_or_link_are_told_apart_by_content() -> None:
@@ -534,7 +528,6 @@ def test_json_feeds_give_every_item(name: str) -> None:
     """Every item of a corpus JSON Feed becomes an entry with a key and a title or text."""
     document = json.loads((FEEDS / name).read_text())
     feed = parse(name)
-    assert feed.format in ("json10", "json11")
     assert len(feed.entries) == len(document["items"])
     assert feed.title == html_to_text(document["title"])
 
@@ -542,7 +535,6 @@ def test_json_feeds_give_every_item(name: str) -> None:
 def test_json_feed_fields() -> None:
     """id, url, title, content, dates and authors are read from JSON Feed 1.1."""
     feed = parse("fastfeedparser/integration/json_feed_sample.json")
-    assert feed.format == "json11"
     assert feed.link == "https://example.org/"
     first, second = feed.entries
     assert (first.key, first.link, first.author) == (

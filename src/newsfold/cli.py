@@ -292,7 +292,9 @@ def run(
             result = _run_pass(settings, store, options, obj.verbosity)
             report.log_summary(result, obj.verbosity)
             if metrics_file:
-                report.write_metrics(metrics_file, result, store.stats(), utcnow())
+                from newsfold import metrics
+
+                metrics.write_metrics(metrics_file, result, store.stats(), utcnow())
 
 
 def _say_nothing_due(next_due: datetime, verbosity: int) -> None:

@@ -10,55 +10,72 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import tomlkit
+from tomlkit.items import Item, Table
+
 from newsfold.config import Settings, format_duration, iter_settings, setting_docs
-from newsfold.feedlists import write_toml
+from newsfold.feedlists import feeds_table
+
+Row = tuple[str, str, Any, str | None]  # (section, key, value, comment)
 
 
 def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    """A setting's value as a TOML literal."""
+    return _toml_item(value).as_string()
+
+
+def _toml_item(value: Any) -> Item:
+    """Durations as "15m", tuples as arrays, large integers grouped by thousands."""
     if isinstance(value, timedelta):
-        return f'"{format_duration(value)}"'
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return tomlkit.item(format_duration(value))
     if isinstance(value, tuple):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, int) and value >= 10_000:
-        return f"{value:_}"
-    return str(value)
+        array = tomlkit.array()
+        array.extend(value)
+        return array
+    literal: Item = (
+        tomlkit.value(f"{value:_}")  # parsed, so written back as spelt
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 10_000
+        else tomlkit.item(value)
+    )
+    return literal
 
 
-def _toml_tables(rows: Sequence[tuple[str, str, Any, str | None]]) -> list[str]:
-    """(section, key, value, comment) rows as TOML tables, a comment line above each key."""
-    lines: list[str] = []
-    section = None
+def _toml_tables(rows: Sequence[Row]) -> tomlkit.TOMLDocument:
+    """Rows as TOML tables, a comment line above each key that has one."""
+    tables: dict[str, Table] = {}
     for name, key, value, comment in rows:
-        if name != section:
-            lines += ["", f"[{name}]"]
-            section = name
+        table = tables.setdefault(name, tomlkit.table())
         if comment:
-            lines.append(f"# {comment}")
-        lines.append(f"{key} = {toml_value(value)}")
-    return lines
+            table.add(tomlkit.comment(comment))
+        table.add(key, _toml_item(value))
+    document = tomlkit.document()
+    for name, table in tables.items():
+        document.add(name, table)
+    return document
+
+
+HEADER = (
+    "newsfold configuration: every key is optional; the values below are the defaults.",
+    "Environment variables override the file: NEWSFOLD_<SECTION>_<KEY>, e.g.",
+    "NEWSFOLD_FETCH_TIMEOUT=10. Durations: 90s, 30m, 24h, 7d, 2w.",
+)
+FEEDS_EXAMPLE = """
+# Feeds listed here are added to the store on every run.
+# [[feeds]]
+# url = "https://example.org/feed.xml"
+# name = "Example"      # optional
+# interval = "15m"      # optional: a fixed check interval for this feed
+"""
 
 
 def example_toml() -> str:
     """Every setting at its default, commented: the file a user copies and edits."""
-    header = [
-        "# newsfold configuration: every key is optional; the values below are the defaults.",
-        "# Environment variables override the file: NEWSFOLD_<SECTION>_<KEY>, e.g.",
-        "# NEWSFOLD_FETCH_TIMEOUT=10. Durations: 90s, 30m, 24h, 7d, 2w.",
-    ]
-    feeds = [
-        "",
-        "# Feeds listed here are added to the store on every run.",
-        "# [[feeds]]",
-        '# url = "https://example.org/feed.xml"',
-        '# name = "Example"      # optional',
-        '# interval = "15m"      # optional: a fixed check interval for this feed',
-        "",
-    ]
-    return "\n".join(header + _toml_tables(setting_docs()) + feeds)
+    document = tomlkit.document()
+    for line in HEADER:
+        document.add(tomlkit.comment(line))
+    document.add(tomlkit.nl())
+    document.update(_toml_tables(setting_docs()))
+    return tomlkit.dumps(document) + FEEDS_EXAMPLE
 
 
 def reference_markdown() -> str:
@@ -72,8 +89,9 @@ def reference_markdown() -> str:
 
 def effective_toml(settings: Settings) -> str:
     """The settings in force, as TOML (what `newsfold config` prints)."""
-    rows: list[tuple[str, str, Any, str | None]] = [
-        (name, key, value, None) for name, key, value in iter_settings(settings)
-    ]
-    tables = "\n".join(_toml_tables(rows)).lstrip("\n") + "\n"
-    return tables + ("\n" + write_toml(list(settings.feeds)) if settings.feeds else "")
+    document = _toml_tables(
+        [(name, key, value, None) for name, key, value in iter_settings(settings)]
+    )
+    if settings.feeds:
+        document.add("feeds", feeds_table(settings.feeds))
+    return tomlkit.dumps(document)

@@ -10,9 +10,10 @@ import codecs
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from xml.sax.saxutils import escape, quoteattr
 
+import tomlkit
 from lxml import etree
+from tomlkit.items import AoT
 
 from newsfold.config import format_duration, load_settings, parse_duration
 from newsfold.errors import ConfigError
@@ -24,16 +25,6 @@ _OPML_PARSER = etree.XMLParser(
 )
 # Characters XML 1.0 cannot carry at all, even escaped.
 _NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_TOML_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\t": "\\t",
-    "\n": "\\n",
-    "\f": "\\f",
-    "\r": "\\r",
-}
-_TOML_NEEDS_ESCAPE = re.compile('["\\\\\x00-\x1f\x7f]')
 
 
 def read_feed_list(path: str | Path) -> list[FeedSource]:
@@ -55,28 +46,35 @@ def read_feed_list(path: str | Path) -> list[FeedSource]:
 
 def write_opml(feeds: Iterable[FeedSource], title: str = "newsfold feeds") -> str:
     """An OPML 2.0 document with one outline per feed (interval as a newsfold attribute)."""
-    lines = [
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        '<opml version="2.0">',
-        f"  <head><title>{escape(_xml_text(title))}</title></head>",
-        "  <body>",
-    ]
-    lines += [f"    <outline {_outline_attributes(feed)}/>" for feed in feeds]
-    lines += ["  </body>", "</opml>", ""]
-    return "\n".join(lines)
+    opml = etree.Element("opml", version="2.0")
+    head = etree.SubElement(opml, "head")
+    etree.SubElement(head, "title").text = _xml_text(title)
+    body = etree.SubElement(opml, "body")
+    for feed in feeds:
+        etree.SubElement(body, "outline", _outline_attributes(feed))
+    document: bytes = etree.tostring(
+        opml, xml_declaration=True, encoding="UTF-8", pretty_print=True
+    )
+    return document.decode("utf-8")
 
 
 def write_toml(feeds: Iterable[FeedSource]) -> str:
     """[[feeds]] tables, readable by `feeds import` and as part of a config file."""
-    blocks = []
+    table = feeds_table(feeds)
+    return tomlkit.dumps({"feeds": table}) if table else ""
+
+
+def feeds_table(feeds: Iterable[FeedSource]) -> AoT:
+    """The feeds as TOML's array of tables, [[feeds]] as the config file has them."""
+    table = tomlkit.aot()
     for feed in feeds:
-        lines = ["[[feeds]]", f"url = {_toml_string(feed.url)}"]
+        item = {"url": feed.url}
         if feed.name:
-            lines.append(f"name = {_toml_string(feed.name)}")
+            item["name"] = feed.name
         if feed.interval:
-            lines.append(f"interval = {_toml_string(format_duration(feed.interval))}")
-        blocks.append("\n".join(lines) + "\n")
-    return "\n".join(blocks)
+            item["interval"] = format_duration(feed.interval)
+        table.append(item)
+    return table
 
 
 def _is_xml(data: bytes) -> bool:
@@ -123,22 +121,15 @@ def _read_toml(path: Path) -> list[FeedSource]:
         raise ConfigError(message if str(path) in message else f"{path}: {message}") from None
 
 
-def _outline_attributes(feed: FeedSource) -> str:
-    attributes = {"type": "rss", "text": _xml_text(feed.name or feed.url)}
+def _outline_attributes(feed: FeedSource) -> dict[str, str]:
+    attributes = {"type": "rss", "text": feed.name or feed.url}
     if feed.name:
-        attributes["title"] = _xml_text(feed.name)
+        attributes["title"] = feed.name
     attributes["xmlUrl"] = feed.url
     if feed.interval:
         attributes["interval"] = format_duration(feed.interval)
-    return " ".join(f"{name}={quoteattr(value)}" for name, value in attributes.items())
+    return {name: _xml_text(value) for name, value in attributes.items()}
 
 
 def _xml_text(text: str) -> str:
     return _NOT_XML_CHARS.sub("", text)
-
-
-def _toml_string(text: str) -> str:
-    escaped = _TOML_NEEDS_ESCAPE.sub(
-        lambda m: _TOML_ESCAPES.get(m.group(0), f"\\u{ord(m.group(0)):04x}"), text
-    )
-    return f'"{escaped}"'

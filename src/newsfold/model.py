@@ -73,7 +73,6 @@ class Entry:
     published: datetime | None  # UTC
     date_suspect: bool = False  # a date far in the past or the future, kept but flagged
     author: str | None = None
-    guid: str | None = None
 
     @property
     def content_hash(self) -> str:
@@ -86,12 +85,10 @@ class Entry:
 class ParsedFeed:
     """A feed body read into entries."""
 
-    format: str  # "rss20", "atom10", "json11", ...
     title: str | None
     link: str | None
     entries: tuple[Entry, ...]
     ttl: timedelta | None = None  # RSS <ttl> or sy:updatePeriod
-    truncated: int = 0  # entries beyond the per-feed cap, left for the next run
 
 
 @dataclass(frozen=True, slots=True)

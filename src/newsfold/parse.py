@@ -78,7 +78,7 @@ def parse_feed(
 ) -> ParsedFeed:
     """Read a feed body into entries; raise ParseError(url, cause) when it is not a feed.
 
-    Keeps the first `max_entries` entries (the rest counted in `truncated`), each key once.
+    Keeps the first `max_entries` entries (the rest wait for a later run), each key once.
     `now` (UTC if naive) decides which dates are implausibly far in the future.
     """
     text = charset.decode(body, content_type)
@@ -132,7 +132,7 @@ def html_to_text(html: str) -> str:
 def _parse_xml_feed(text: str, url: str, now: datetime, max_entries: int) -> ParsedFeed:
     text = _defuse_doctype(text, url)
     # A little more than the cap survives the cut, so repeats and empty items can be made up.
-    text, cut = _drop_items_beyond(text, max_entries + max_entries // 10 + 10)
+    text = _drop_items_beyond(text, max_entries + max_entries // 10 + 10)
     raw = _feedparser(text, url)
     if not raw["entries"] and raw.get("bozo"):
         repaired = _drop_undeclared_prefixes(text)
@@ -140,18 +140,16 @@ def _parse_xml_feed(text: str, url: str, now: datetime, max_entries: int) -> Par
             second = _feedparser(repaired, url)
             raw = second if second["entries"] else raw
     feed: Mapping[str, Any] = raw["feed"]
-    entries, truncated = _collect(
+    entries = _collect(
         raw["entries"], lambda item: _entry_from_feedparser(item, url, now), max_entries
     )
     if not entries:
         _explain_no_entries(raw, url)
     return ParsedFeed(
-        format=raw.get("version") or "xml",
         title=_text(feed.get("title"), _is_html(feed.get("title_detail"))),
         link=canonicalize_url(feed.get("link") or "", url),
         entries=entries,
         ttl=_ttl(feed),
-        truncated=truncated + cut,
     )
 
 
@@ -185,7 +183,7 @@ def _defuse_doctype(text: str, url: str) -> str:
     return text[: doctype.start()] + replacement + text[doctype.end() :]
 
 
-def _drop_items_beyond(text: str, keep: int) -> tuple[str, int]:
+def _drop_items_beyond(text: str, keep: int) -> str:
     """Cut the items after the first `keep` out of the text; feedparser costs ~0.15 ms per item,
     so a 10,000-item feed would take seconds to read only for most of it to be dropped."""
     cut_at = last_end = total = 0
@@ -195,8 +193,8 @@ def _drop_items_beyond(text: str, keep: int) -> tuple[str, int]:
             cut_at = match.end()
         last_end = match.end()
     if total <= keep:
-        return text, 0
-    return text[:cut_at] + text[last_end:], total - keep
+        return text
+    return text[:cut_at] + text[last_end:]
 
 
 def _drop_undeclared_prefixes(text: str) -> str | None:
@@ -279,7 +277,7 @@ def _parse_json_feed(text: str, url: str, now: datetime, max_entries: int) -> Pa
     items = document.get("items") if isinstance(document, dict) else None
     if not isinstance(items, list) or not (version is None or "jsonfeed.org" in str(version)):
         raise ParseError(url, "JSON but not a JSON Feed (no jsonfeed.org version and items)")
-    entries, truncated = _collect(
+    entries = _collect(
         (item for item in items if isinstance(item, dict)),
         lambda item: _entry_from_json(item, url, now),
         max_entries,
@@ -287,11 +285,9 @@ def _parse_json_feed(text: str, url: str, now: datetime, max_entries: int) -> Pa
     if items and not entries:
         raise ParseError(url, NO_USABLE_ITEMS)
     return ParsedFeed(
-        format="json11" if str(version).endswith("/1.1") else "json10",
         title=_text(_string(document.get("title")), True),
         link=canonicalize_url(_string(document.get("home_page_url")) or "", url),
         entries=entries,
-        truncated=truncated,
     )
 
 
@@ -334,18 +330,16 @@ def _string(value: Any) -> str | None:
 
 def _collect(
     items: Iterable[_Item], to_entry: Callable[[_Item], Entry | None], max_entries: int
-) -> tuple[tuple[Entry, ...], int]:
-    """The first `max_entries` distinct entries, and how many items were left beyond them."""
+) -> tuple[Entry, ...]:
+    """The first `max_entries` distinct entries."""
     entries: dict[str, Entry] = {}
-    left = 0
     for item in items:
         if len(entries) >= max_entries:
-            left += 1
-            continue
+            break
         entry = to_entry(item)
         if entry is not None:
             entries.setdefault(entry.key, entry)  # the same key again: the first one stays
-    return tuple(entries.values()), left
+    return tuple(entries.values())
 
 
 def _make_entry(
@@ -374,7 +368,6 @@ def _make_entry(
         published=published,
         date_suspect=published is not None and not _plausible(published, now),
         author=_text(author, False) if isinstance(author, str) else None,
-        guid=guid,
     )
 
 

@@ -1,13 +1,9 @@
-"""What a run tells its user: progress on a TTY, one summary line, Prometheus metrics."""
+"""What a run tells its user: progress on a TTY, one summary line."""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import tempfile
-from datetime import datetime
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -112,88 +108,3 @@ def _report_fields(report: RunReport) -> dict[str, Any]:
         "seconds": round(report.seconds, 3),
         "stopped_early": report.stopped_early,
     }
-
-
-Sample = tuple[str, float]  # (label set such as '{kind="timeout"}' or "", value)
-
-
-def metrics_text(report: RunReport, stats: dict[str, Any], finished: datetime) -> str:
-    """Prometheus text exposition format: gauges of the last run and of the store.
-
-    Gauges, not counters: the textfile collector reads the file afresh after every run, and a
-    run's counts start from zero.
-    """
-    families: list[tuple[str, str, list[Sample]]] = [
-        (
-            "run_feeds",
-            "Feeds checked by the last run, by outcome.",
-            [
-                ('{outcome="updated"}', report.feeds_ok),
-                ('{outcome="unchanged"}', report.feeds_not_modified),
-                ('{outcome="failed"}', report.feeds_failed),
-            ],
-        ),
-        (
-            "run_feed_failures",
-            "Feeds that failed in the last run, by kind of failure.",
-            _by_label("kind", report.failures_by_kind),
-        ),
-        ("run_entries_new", "New feed entries seen by the last run.", [("", report.entries_new)]),
-        (
-            "run_entries_deferred",
-            "New entries past fetch.max_new_per_feed, left for the next run.",
-            [("", report.entries_deferred)],
-        ),
-        ("run_articles_new", "Articles added by the last run.", [("", report.articles_new)]),
-        (
-            "run_pages_skipped",
-            "Article pages not used by the last run (the feed's text kept), by reason.",
-            _by_label("reason", report.pages_skipped),
-        ),
-        ("run_stories_new", "Stories opened by the last run.", [("", report.stories_new)]),
-        ("run_duration_seconds", "Wall time of the last run.", [("", report.seconds)]),
-        (
-            "run_stopped_early",
-            "1 if the last run stopped at --max-time.",
-            [("", float(report.stopped_early))],
-        ),
-        (
-            "run_finished_timestamp_seconds",
-            "When the last run finished, in Unix time.",
-            [("", finished.timestamp())],
-        ),
-        ("feeds", "Feeds in the store.", [("", stats["feeds"])]),
-        ("feeds_failing", "Feeds whose last check failed.", [("", stats["feeds_failing"])]),
-        ("articles", "Articles in the store.", [("", stats["articles"])]),
-        ("stories", "Stories in the store.", [("", stats["stories"])]),
-    ]
-    lines: list[str] = []
-    for name, help_text, samples in families:
-        lines.append(f"# HELP newsfold_{name} {help_text}")
-        lines.append(f"# TYPE newsfold_{name} gauge")
-        lines.extend(f"newsfold_{name}{labels} {_number(value)}" for labels, value in samples)
-    return "\n".join(lines) + "\n"
-
-
-def _by_label(label: str, counts: dict[str, int]) -> list[Sample]:
-    return [(f'{{{label}="{_label_value(key)}"}}', value) for key, value in sorted(counts.items())]
-
-
-def _label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    """Whole numbers in full (never 1.2e+06), others as Python's shortest exact repr."""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def write_metrics(path: Path, report: RunReport, stats: dict[str, Any], finished: datetime) -> None:
-    """Write atomically: node_exporter must never read half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp"
-    ) as tmp:
-        tmp.write(metrics_text(report, stats, finished))
-    os.chmod(tmp.name, 0o644)  # the collector usually runs as another user
-    os.replace(tmp.name, path)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -288,7 +287,3 @@ def migrate(conn: Connection, now: datetime, progress: Progress = ignore_progres
         MIGRATIONS[version - 1](conn, progress)
         conn.execute(schema_version.insert().values(version=version, applied_at=now))
     return start
-
-
-def row_dict(row: Any) -> dict[str, Any]:
-    return dict(row._mapping)
