@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -23,7 +23,7 @@ import click
 from newsfold import __version__, logs
 from newsfold.config import Settings, load_settings, parse_duration
 from newsfold.errors import ConfigError, LockedError, NewsfoldError
-from newsfold.model import FeedSource, RunReport, Story, StoryArticle
+from newsfold.model import FeedSource, RunReport, Story
 from newsfold.tick import default_db_path, idle_until, run_lock
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from newsfold.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 log = logging.getLogger("newsfold")
 
 
@@ -402,23 +401,6 @@ def feeds_export(obj: Context, fmt: str) -> None:
 # -- stories and outputs ---------------------------------------------------------------------------
 
 
-def _canonical_first(story: Story, preferred: tuple[str, ...]) -> Story:
-    from newsfold.dedup import Copy, choose_canonical
-    from newsfold.urls import host_of
-
-    copies = [
-        Copy(i, host_of(a.url), a.published, a.text_chars) for i, a in enumerate(story.articles)
-    ]
-    first = story.articles[int(str(choose_canonical(copies, preferred).key))]
-    rest = sorted((a for a in story.articles if a is not first), key=_publishing_order)
-    return replace(story, title=first.title, url=first.url, articles=(first, *rest))
-
-
-def _publishing_order(copy: StoryArticle) -> tuple[bool, datetime, int]:
-    """Earliest published first, undated copies last, then in the order they were stored."""
-    return (copy.published is None, copy.published or EPOCH, copy.article_id)
-
-
 def _load_stories(obj: Context, since: str | None, limit: int | None) -> list[Story]:
     window = _duration(since, "--since")
     with obj.store() as store:
@@ -429,8 +411,9 @@ def _stories(
     store: Store, settings: Settings, since: datetime | None, limit: int | None
 ) -> list[Story]:
     """Newest first, each with its canonical copy first."""
-    found = store.stories(since, limit)
-    return [_canonical_first(s, settings.dedup.preferred_outlets) for s in found]
+    from newsfold.stories import recent_stories
+
+    return recent_stories(store, settings.dedup.preferred_outlets, since, limit)
 
 
 @cli.command(reads_only=True)
@@ -504,12 +487,12 @@ def search(
 def story(obj: Context, story_id: int, as_json: bool) -> None:
     """One story and every copy: outlet, URL, published, similarity."""
     from newsfold import output
+    from newsfold.stories import one_story
 
     with obj.store() as store:
-        found = store.story(story_id)
+        found = one_story(store, story_id, obj.settings.dedup.preferred_outlets)
     if found is None:
         raise click.ClickException(f"no story {story_id}")
-    found = _canonical_first(found, obj.settings.dedup.preferred_outlets)
     if as_json:
         _print_json(output.story_json(found))
     else:
@@ -615,28 +598,23 @@ def demo(obj: Context, keep: Path | None, limit: int) -> None:
 @click.pass_obj
 def explain(obj: Context, url1: str, url2: str) -> None:
     """Why two stored articles did or did not fold: Jaccard, containment, facts."""
-    from newsfold import dedup
-    from newsfold.urls import canonicalize_url
+    from newsfold.stories import NotStored, compare_stored
 
-    settings = obj.settings.dedup
     with obj.store() as store:
-        found = [(url, store.article_text(canonicalize_url(url) or url)) for url in (url1, url2)]
-    for url, item in found:
-        if item is None:
-            raise click.ClickException(f"{url}: not in the store")
-    (a, story_a), (b, story_b) = (item for _, item in found if item is not None)
-    similarity = dedup.compare(
-        dedup.fingerprint(a.text, settings), dedup.fingerprint(b.text, settings), settings
-    )
-    jaccard, containment = dedup.exact_similarity(a.text, b.text, settings)
-    verdict = "fold" if similarity.folds else "do not fold"
-    stored = "the same story" if story_a == story_b else "different stories"
-    sim = similarity
+        try:
+            found = compare_stored(store, url1, url2, obj.settings.dedup)
+        except NotStored as exc:
+            raise click.ClickException(str(exc)) from None
+    sim = found.similarity
+    verdict = "fold" if sim.folds else "do not fold"
+    stored = "the same story" if found.same_story else "different stories"
     click.echo(f"estimated  Jaccard {sim.jaccard_est:.3f}  containment {sim.containment_est:.3f}")
-    click.echo(f"exact      Jaccard {jaccard:.3f}  containment {containment:.3f}")
-    click.echo(f"facts      overlap {similarity.fact_overlap:.3f}")
-    click.echo(f"verdict    {verdict}: {similarity.reason}")
-    click.echo(f"stored in  {stored} ({story_a}, {story_b})")
+    click.echo(
+        f"exact      Jaccard {found.exact_jaccard:.3f}  containment {found.exact_containment:.3f}"
+    )
+    click.echo(f"facts      overlap {sim.fact_overlap:.3f}")
+    click.echo(f"verdict    {verdict}: {sim.reason}")
+    click.echo(f"stored in  {stored} ({found.story_ids[0]}, {found.story_ids[1]})")
 
 
 @cli.command()
