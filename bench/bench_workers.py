@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -283,7 +283,7 @@ class StatementLog:
     """Statements run on an engine, by kind, with their time."""
 
     count: Counter[str] = field(default_factory=Counter)
-    seconds: Counter[str] = field(default_factory=Counter)
+    seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     _started: dict[int, float] = field(default_factory=dict)
 
     def attach(self, store: SqlStore) -> None:

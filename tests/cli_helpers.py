@@ -8,7 +8,7 @@
     process = ws.start("run")               # a Popen, to kill or race; finish(process, timeout)
     normalised(ws.export())                 # what two runs must agree on
 
-`Workspace.create(..., audit_connections=True)` logs every connect() and getaddrinfo() of the
+`Workspace.create(...).audited()` logs every connect() and getaddrinfo() of the
 run's processes (`ws.connections()`), to prove an address was never dialled.
 
 Every process gets its own XDG directories and none of the caller's NEWSFOLD_* variables, so the
@@ -25,10 +25,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import tomlkit
 
 NEWSFOLD = Path(sys.executable).with_name("newsfold")  # the console script of this environment
 RUN_TIMEOUT = 120.0  # seconds: far beyond any run in the tests; a hang fails instead of blocking
@@ -59,27 +61,11 @@ if _LOG:
 """
 
 
-def toml_value(value: Any) -> str:
-    """A TOML literal for the settings tests use: strings, numbers, booleans and lists."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, Sequence):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise TypeError(f"no TOML form for {value!r}")
-
-
 def config_toml(feeds: Iterable[str], sections: Mapping[str, Mapping[str, Any]]) -> str:
-    lines: list[str] = []
-    for section, values in sections.items():
-        lines.append(f"[{section}]")
-        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
-    for url in feeds:
-        lines += ["[[feeds]]", f"url = {toml_value(url)}"]
-    return "\n".join(lines) + "\n"
+    document: dict[str, Any] = dict(sections)
+    if urls := [{"url": url} for url in feeds]:
+        document["feeds"] = urls
+    return tomlkit.dumps(document)
 
 
 @dataclass
@@ -95,15 +81,17 @@ class Workspace:
         cls,
         root: Path,
         feeds: Iterable[str] = (),
-        *,
-        audit_connections: bool = False,
         **sections: Mapping[str, Any],
     ) -> Workspace:
         """Write the config (`fetch={"timeout": 3}` becomes [fetch] timeout = 3) under `root`."""
         root.mkdir(parents=True, exist_ok=True)
-        workspace = cls(root, audit_connections)
+        workspace = cls(root)
         workspace.write_config(feeds, **sections)
         return workspace
+
+    def audited(self) -> Workspace:
+        """This workspace, its processes' connect() and getaddrinfo() calls logged."""
+        return replace(self, audit_connections=True)
 
     @property
     def config(self) -> Path:

@@ -32,3 +32,11 @@ def corpus() -> Path:
 def settings() -> Settings:
     """Defaults, but loopback allowed (the server is on it) and short request timeouts."""
     return Settings().replace("fetch", allow_private_networks=True, timeout=TEST_TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def private_server() -> Iterator[FeedServer]:
+    """A server of one module's own, in place of the session's: for runs that ask for fault
+    routes that other modules count requests to."""
+    with FeedServer() as running:
+        yield running

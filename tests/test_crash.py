@@ -21,7 +21,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,14 +42,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "fetch": {"timeout": 5.0, "allowed_networks": ["127.0.0.0/8"], "per_host": 4},
     "extract": {"workers": 2},
 }
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FeedServer]:
-    """A server of this module's own, in place of the session's: the runs here ask for fault
-    routes that other modules count requests to."""
-    with FeedServer() as running:
-        yield running
 
 
 class Site:
@@ -126,8 +118,8 @@ def trials(seed: int = SEED) -> list[Trial]:
 
 
 @pytest.fixture(scope="module")
-def site(server: FeedServer) -> Site:
-    return Site(server)
+def site(private_server: FeedServer) -> Site:
+    return Site(private_server)
 
 
 @pytest.fixture(scope="module")

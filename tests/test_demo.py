@@ -45,7 +45,7 @@ def expected_stories() -> set[frozenset[str]]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, Path, Any]:
     """One `newsfold demo --keep FILE` in a home of its own, every connection it makes logged."""
-    ws = Workspace.create(tmp_path_factory.mktemp("demo"), audit_connections=True)
+    ws = Workspace.create(tmp_path_factory.mktemp("demo")).audited()
     ws.env["COLUMNS"] = str(WIDTH)
     kept = ws.root / "kept" / "demo.db"
     kept.parent.mkdir()

@@ -15,7 +15,6 @@ import ast
 import ipaddress
 import json
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -59,14 +58,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
     },
     "extract": {"workers": 2, "page_timeout": 12.0},
 }
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FeedServer]:
-    """A server of this module's own, in place of the session's: the runs here ask for fault
-    routes that other modules count requests to."""
-    with FeedServer() as running:
-        yield running
 
 
 @dataclass(frozen=True)
@@ -192,7 +183,9 @@ class FaultRun:
         return {a["url"] for s in self.export for a in s["articles"] if a["feed"] == feed}
 
     def article(self, url: str) -> dict[str, Any]:
-        found = [a for s in self.export for a in s["articles"] if a["url"] == url]
+        found: list[dict[str, Any]] = [
+            a for s in self.export for a in s["articles"] if a["url"] == url
+        ]
         assert len(found) == 1, f"{url} stored {len(found)} times"
         return found[0]
 
@@ -237,24 +230,24 @@ def page_faults_feed(server: FeedServer) -> str:
 
 
 @pytest.fixture(scope="module")
-def fault_run(server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> FaultRun:
+def fault_run(private_server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> FaultRun:
     """One `newsfold run` over every good and hostile feed, then what a user can read back."""
     gzip_bomb()  # built once, before the run's clock starts
     big_paragraphs(14.0)
-    good = good_feeds(server)
+    good = good_feeds(private_server)
     feeds = [
         *good,
-        page_faults_feed(server),
-        *(server.url(f.path) for f in FAILING),
-        *(server.url(path) for path in READABLE),
-        server.url("/fault/billion-laughs"),
-        server.url("/fault/canonicals"),
+        page_faults_feed(private_server),
+        *(private_server.url(f.path) for f in FAILING),
+        *(private_server.url(path) for path in READABLE),
+        private_server.url("/fault/billion-laughs"),
+        private_server.url("/fault/canonicals"),
     ]
-    workspace = Workspace.create(
-        tmp_path_factory.mktemp("faults"), feeds, audit_connections=True, **SETTINGS
-    )
+    workspace = Workspace.create(tmp_path_factory.mktemp("faults"), feeds, **SETTINGS).audited()
     measured = workspace.run_measured("run", timeout=RUN_BOUND)
-    return FaultRun(server, good, workspace, measured, workspace.feeds(), workspace.export())
+    return FaultRun(
+        private_server, good, workspace, measured, workspace.feeds(), workspace.export()
+    )
 
 
 def test_the_run_completes_with_one_line_per_failure(fault_run: FaultRun) -> None:
@@ -490,11 +483,11 @@ class Repeated:
 
 
 @pytest.fixture(scope="module")
-def repeated(server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> Repeated:
+def repeated(private_server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> Repeated:
     paths = ("/fault/etag-changing", "/fault/etag-stuck", "/fault/many-items")
     settings = {**SETTINGS, "fetch": {**SETTINGS["fetch"], "max_new_per_feed": LATER_PER_RUN}}
     workspace = Workspace.create(
-        tmp_path_factory.mktemp("repeated"), [server.url(p) for p in paths], **settings
+        tmp_path_factory.mktemp("repeated"), [private_server.url(p) for p in paths], **settings
     )
     for args in (["run"], ["run", "--all"]):
         assert workspace.run(*args).returncode == 0
@@ -502,31 +495,37 @@ def repeated(server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> Re
     return Repeated(workspace.feeds(), urls)
 
 
-def test_a_new_etag_on_the_same_body_is_unchanged(server: FeedServer, repeated: Repeated) -> None:
+def test_a_new_etag_on_the_same_body_is_unchanged(
+    private_server: FeedServer, repeated: Repeated
+) -> None:
     """An ETag that changes on every request cannot hide that the body did not: one entry, its
     page downloaded once."""
-    feed = repeated.feeds[server.url("/fault/etag-changing")]
+    feed = repeated.feeds[private_server.url("/fault/etag-changing")]
     assert (feed["status"], feed["entries"]) == ("ok", 1)
-    assert server.count("/fault/article/etag-changing") == 1
+    assert private_server.count("/fault/article/etag-changing") == 1
 
 
-def test_the_same_etag_on_a_new_body_is_read(server: FeedServer, repeated: Repeated) -> None:
+def test_the_same_etag_on_a_new_body_is_read(
+    private_server: FeedServer, repeated: Repeated
+) -> None:
     """An ETag that never changes, sent back as If-None-Match, cannot hide the new items."""
-    assert repeated.feeds[server.url("/fault/etag-stuck")]["entries"] == 2
-    expected = {server.url(f"/fault/article/etag-stuck-{i}") for i in (1, 2)}
+    assert repeated.feeds[private_server.url("/fault/etag-stuck")]["entries"] == 2
+    expected = {private_server.url(f"/fault/article/etag-stuck-{i}") for i in (1, 2)}
     assert expected <= set(repeated.urls)
-    sent = [h.get("If-None-Match") for _, p, h in server.requests if p == "/fault/etag-stuck"]
+    sent = [
+        h.get("If-None-Match") for _, p, h in private_server.requests if p == "/fault/etag-stuck"
+    ]
     assert sent[-1] == '"forever"'
 
 
 def test_the_rest_of_a_long_feed_arrives_in_later_runs(
-    server: FeedServer, repeated: Repeated
+    private_server: FeedServer, repeated: Repeated
 ) -> None:
     """Each run takes the next fetch.max_new_per_feed items of the 10,000, none twice."""
-    assert repeated.feeds[server.url("/fault/many-items")]["entries"] == 2 * LATER_PER_RUN
+    assert repeated.feeds[private_server.url("/fault/many-items")]["entries"] == 2 * LATER_PER_RUN
     urls = [url for url in repeated.urls if "/many-" in url]
     newest = range(10_000, 10_000 - 2 * LATER_PER_RUN, -1)
-    assert sorted(urls) == sorted(server.url(f"/fault/article/many-{i}") for i in newest)
+    assert sorted(urls) == sorted(private_server.url(f"/fault/article/many-{i}") for i in newest)
 
 
 # Article hosts that cannot be reached: a few attempts per run, not one per page.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,14 +26,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FeedServer]:
-    """A server of this module's own, in place of the session's: the runs here ask for fault
-    routes that other modules count requests to."""
-    with FeedServer() as running:
-        yield running
-
-
 @dataclass(frozen=True)
 class Both:
     """Two runs started together: what each printed, and the store they shared."""
@@ -50,9 +41,13 @@ class Both:
 
 
 @pytest.fixture(scope="module")
-def feeds(server: FeedServer) -> list[str]:
+def feeds(private_server: FeedServer) -> list[str]:
     """Two quick feeds of plain pages and one that answers after SLOW_FEED_DELAY."""
-    return [feed(server, "quick-a"), feed(server, "quick-b"), feed(server, "slow", SLOW_FEED_DELAY)]
+    return [
+        feed(private_server, "quick-a"),
+        feed(private_server, "quick-b"),
+        feed(private_server, "slow", SLOW_FEED_DELAY),
+    ]
 
 
 def feed(server: FeedServer, name: str, delay: float = 0.0) -> str:

@@ -18,8 +18,12 @@ def copy(article_id: int, host: str, hours: float | None) -> StoryArticle:
 
 
 # Stored order: an undated copy, a late one, the earliest, an AFP copy in between.
-COPIES = (copy(1, "undated.example", None), copy(2, "late.example", 5), copy(3, "early.example", 0))
-COPIES += (copy(4, "www.afp.com", 2),)
+COPIES = (
+    copy(1, "undated.example", None),
+    copy(2, "late.example", 5),
+    copy(3, "early.example", 0),
+    copy(4, "www.afp.com", 2),
+)
 STORY = Story(7, "stored title", "https://stored.example/", NOON, COPIES)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import html
 import json
 import os
@@ -262,7 +263,7 @@ def finish(process: subprocess.Popen[str]) -> str:
         stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
     finally:
         kill_session(process)
-    assert process.returncode == 0, f"{' '.join(map(str, process.args))}: {stderr}"
+    assert process.returncode == 0, f"{process.args!r}: {stderr}"
     return stdout
 
 
@@ -401,7 +402,8 @@ def wait_until_only_held_feeds_are_left(pg_url: str, done: int, held: int) -> da
         while time.monotonic() < deadline:
             checked, leased, expires = db.execute(query).fetchone() or (0, 0, None)
             if checked == done and leased == held:
-                return expires.replace(tzinfo=UTC)
+                latest: datetime = expires.replace(tzinfo=UTC)
+                return latest
             time.sleep(0.1)
     raise AssertionError(f"the worker did not reach {done} feeds done and {held} held")
 
@@ -542,7 +544,7 @@ def test_workers_starting_together_migrate_and_sync_once(pg_url: str) -> None:
     sources = [FeedSource(f"https://outlet{i}.example/feed") for i in range(50)]
     try:
         racing([store.migrate for store in stores])
-        racing([lambda s=store: s.sync_feeds(sources, NOW) for store in stores])
+        racing([functools.partial(store.sync_feeds, sources, NOW) for store in stores])
         assert len(stores[0].feeds()) == len(sources)
         assert stores[0].stats()["schema_version"] == schema.LATEST
     finally:
@@ -578,7 +580,11 @@ def test_per_host_limit_holds_across_workers(pg_url: str, server: FeedServer) ->
     setup = open_store(pg_url)
     setup.migrate()
     setup.close()
-    racing([lambda n=f"w{i}": asyncio.run(worker(n)) for i in range(4)])
+
+    def run_worker(name: str) -> None:
+        asyncio.run(worker(name))
+
+    racing([functools.partial(run_worker, f"w{i}") for i in range(4)])
     assert server.peak_concurrency("/per-host/slow") <= per_host
     assert sum(1 for _, p, _ in server.requests if p.startswith("/per-host/slow?")) == 4 * requests
 
