@@ -6,6 +6,7 @@ gets a schema of its own, dropped afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -63,14 +64,21 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = open_store(store_url)
+@contextlib.contextmanager
+def migrated_store(url: str) -> Iterator[Store]:
+    """A store at `url`, migrated to the current schema, closed afterwards."""
+    opened = open_store(url)
     opened.migrate()
     try:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with migrated_store(store_url) as opened:
+        yield opened
 
 
 # Stories named by the test: an article's plan stands for a label, and only equal labels fold.

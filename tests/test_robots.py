@@ -82,29 +82,19 @@ def test_robots_is_read_once_per_site_per_run(site: FeedServer, settings: Settin
     assert site.count("/robots.txt") == 1
 
 
-@pytest.mark.parametrize("status", [404, 410])
-def test_missing_robots_allows_everything(
-    site: FeedServer, settings: Settings, status: int
+@pytest.mark.parametrize(
+    ("status", "allows"), [(404, True), (410, True), (401, False), (403, False)]
+)
+def test_missing_robots_allow_and_forbidden_robots_disallow_everything(
+    site: FeedServer, settings: Settings, status: int, allows: bool
 ) -> None:
-    """No robots.txt (404, 410) means no rules; the answer is kept for 24 hours."""
-    site.add("/robots.txt", b"gone", status=status, content_type="text/plain")
+    """No robots.txt (404, 410) means no rules; a robots.txt behind 401 or 403 closes the whole
+    site. Either answer is kept for 24 hours."""
+    site.add("/robots.txt", b"-", status=status, content_type="text/plain")
     store = MemoryStore()
-    assert allowed(settings.fetch, store, [site.url("/private/a.html")]) == [True]
+    urls = [site.url("/"), site.url("/private/a.html")]
+    assert allowed(settings.fetch, store, urls) == [allows, allows]
     assert store.rows[site.base_url] == (None, NOW + timedelta(hours=24), status)
-
-
-@pytest.mark.parametrize("status", [401, 403])
-def test_forbidden_robots_disallows_everything(
-    site: FeedServer, settings: Settings, status: int
-) -> None:
-    """A robots.txt behind 401 or 403 closes the whole site."""
-    site.add("/robots.txt", b"no", status=status, content_type="text/plain")
-    store = MemoryStore()
-    assert allowed(settings.fetch, store, [site.url("/"), site.url("/news/a.html")]) == [
-        False,
-        False,
-    ]
-    assert store.rows[site.base_url][2] == status
 
 
 def test_server_error_allows_and_is_not_kept(site: FeedServer, settings: Settings) -> None:

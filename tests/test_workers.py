@@ -45,7 +45,7 @@ from newsfold.pipeline import fold_rules
 from newsfold.store import FeedCommit, FeedUpdate, PlannedArticle, Store, open_store, schema
 from newsfold.storecalls import StoreCalls
 from tests.server import FeedServer
-from tests.stores import sqlite_url
+from tests.stores import migrated_store, sqlite_url
 from tests.syndicate import OUTLETS, Doc, paragraphs, syndicate, trap_stories
 from tests.textmetrics import CORPUS, corpus_pages
 
@@ -429,12 +429,8 @@ def racing(calls: Sequence[Callable[[], object]]) -> list[object]:
 
 @pytest.fixture
 def pg_store(pg_url: str) -> Iterator[Store]:
-    store = open_store(pg_url)
-    store.migrate()
-    try:
+    with migrated_store(pg_url) as store:
         yield store
-    finally:
-        store.close()
 
 
 def add_feeds(store: Store, count: int) -> list[int]:
