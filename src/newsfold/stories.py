@@ -11,24 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol
 
 from newsfold import dedup
 from newsfold.config import DedupSettings
 from newsfold.model import Article, Story, StoryArticle
+from newsfold.store import StoryReader
 from newsfold.urls import canonicalize_url, host_of
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class StoryReader(Protocol):
-    """What reading stories needs of the store."""
-
-    def stories(self, since: datetime | None, limit: int | None) -> list[Story]: ...
-
-    def story(self, story_id: int) -> Story | None: ...
-
-    def article_text(self, url: str) -> tuple[Article, int | None] | None: ...
 
 
 class NotStored(LookupError):
