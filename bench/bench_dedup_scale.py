@@ -385,7 +385,6 @@ def _save(
             Article(
                 url=a.url,
                 feed_id=feed_id,
-                entry_key=a.url,
                 title="new",
                 text=a.text,
                 text_source="page",

@@ -98,7 +98,6 @@ def save(store: Store, copy: Copy, at: datetime) -> None:
     article = Article(
         url=copy.url,
         feed_id=feed_id,
-        entry_key=copy.url,
         title=copy.title,
         text=copy.text,
         text_source="feed",

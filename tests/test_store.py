@@ -38,7 +38,6 @@ def article(url: str, text: str = "the story text", feed_id: int = 1) -> Planned
     saved = Article(
         url=url,
         feed_id=feed_id,
-        entry_key=url,
         title="Title",
         text=text,
         text_source="page",

@@ -456,7 +456,6 @@ def save_copies(
             Article(
                 url=d.url,
                 feed_id=feed_id,
-                entry_key=d.url,
                 title=d.title,
                 text=d.text,
                 text_source="feed",

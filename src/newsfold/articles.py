@@ -135,7 +135,6 @@ class ArticleMaker:
         return Article(
             url=canonical or link,
             feed_id=feed.id,
-            entry_key=entry.key,
             title=entry.title or (page.title if page else None),
             text=text,
             text_source="page" if use_page else "feed",

@@ -110,7 +110,6 @@ class Article:
 
     url: str  # canonical URL: the article's identity
     feed_id: int
-    entry_key: str
     title: str | None
     text: str
     text_source: str  # "page" | "feed"

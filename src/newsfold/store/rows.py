@@ -51,7 +51,6 @@ def article(row: Any) -> Article:
     return Article(
         url=row["url"],
         feed_id=0,
-        entry_key="",
         title=row["title"],
         text=row["text"],
         text_source=row["text_source"],
