@@ -108,7 +108,7 @@ def main() -> None:
             Timings("run, nothing due", 0, "<= 0.3 s"),
             Timings("run, lock held (exit 75)", EXIT_LOCKED, "<= 0.2 s"),
         ]
-        commands = [
+        commands: list[Callable[[], tuple[float, float]]] = [
             lambda: timed([sys.executable, "-c", "pass"], 0),
             lambda: timed([*newsfold_command(), "--version"], 0),
             lambda: timed([*newsfold, "run"], 0),
