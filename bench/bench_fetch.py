@@ -18,7 +18,7 @@ import dataclasses
 import resource
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 from common import CorpusServer, Route, corpus_pages, machine_line, print_table
@@ -56,7 +56,7 @@ def main() -> None:
         Route(f"/pages/{n}", files[n % len(files)], "text/html", host=n) for n in range(args.pages)
     ]
     settings = dataclasses.replace(Settings().fetch, allow_private_networks=True)
-    transports = {
+    transports: dict[str, Callable[[], httpx.AsyncBaseTransport]] = {
         "aiohttp transport (newsfold's)": lambda: default_transport(settings),
         "httpx's own transport": lambda: httpx.AsyncHTTPTransport(trust_env=False),
     }

@@ -386,15 +386,18 @@ def main() -> None:
         per_order_table(docs, extracted, args.orders)
         print(f"Dedup alone over {args.orders} random arrival orders, by rule and linkage\n")
         print(ORDERS_HEADER)
-        runs: dict[str, list[list[object]]] = {}
+        by_rule: dict[str, list[list[object]]] = {}
+        rules: tuple[Rule, ...] = ("first come", *LINKAGES)
         for name, prints in (("source texts", source), ("stored texts", extracted)):
-            for rule in ("first come", *LINKAGES):
-                line, runs[f"{name} {rule}"] = random_orders(name, docs, prints, args.orders, rule)
+            for rule in rules:
+                line, by_rule[f"{name} {rule}"] = random_orders(
+                    name, docs, prints, args.orders, rule
+                )
                 print(line)
         print()
         for name in ("source texts", "stored texts"):
             print(f"Recall by copy edit, regroup (average linkage), {name}\n")
-            edit_table(docs, runs[f"{name} average"])
+            edit_table(docs, by_rule[f"{name} average"])
         missed_pairs(outcomes[3], docs, server.base_url, stored)
         if not args.quick:
             refold_table(docs, server.base_url, stores[0])

@@ -26,6 +26,7 @@ Tables:
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import statistics
 import sys
@@ -245,17 +246,18 @@ def write_cost(url_for: Callable[[], str], pool: Sequence[str], count: int = 300
 def queries(pool: Sequence[str], count: int, seed: int = 7) -> tuple[list[str], list[str]]:
     """`count` two-word queries and `count` phrases, from texts that are stored."""
     rng = random.Random(seed)
-    pairs, phrases = [], []
+    pairs: list[str] = []
+    phrases: list[str] = []
     while len(pairs) < count:
         words = [w for w in words_of(rng.choice(pool)) if len(w) >= 5 and w.isalpha()]
         if len(words) >= 2:
             first, second = rng.sample(words, 2)
             pairs.append(f"{first} {second}")
     while len(phrases) < count:
-        words = words_of(rng.choice(pool))
-        if len(words) >= 8:
-            start = rng.randrange(len(words) - 4)
-            phrases.append('"' + " ".join(words[start : start + 4]) + '"')
+        phrase_words = words_of(rng.choice(pool))
+        if len(phrase_words) >= 8:
+            start = rng.randrange(len(phrase_words) - 4)
+            phrases.append('"' + " ".join(phrase_words[start : start + 4]) + '"')
     return pairs, phrases
 
 
@@ -273,9 +275,9 @@ def query_rows(store: SqlStore, db: str, kind: str, texts: list[str]) -> list[An
     store_ms, command_ms, found = [], [], []
     for text in texts:
         query = parse_query(text)
-        ms, hits = timed(lambda q=query: store.search_stories(q, None, 20))
+        ms, hits = timed(functools.partial(store.search_stories, query, None, 20))
         store_ms.append(ms)
-        ms, _ = timed(lambda t=text: find_stories(store, t, None, 20))
+        ms, _ = timed(functools.partial(find_stories, store, text, None, 20))
         command_ms.append(ms)
         found.append(len(hits))
     walls = [

@@ -52,7 +52,7 @@ def save(
     for n, text in enumerate(texts):
         url = f"https://outlet{n}.example/{label}"
         entries.append(Entry(key=url, link=url, title=title, summary=None, published=at))
-        article = Article(url, fid, url, title, text, "page", at, site_name=f"Outlet {n}")
+        article = Article(url, fid, title, text, "page", at, site_name=f"Outlet {n}")
         articles.append(labelled(article, label if version == 1 else f"{label} v{version}"))
         links[url] = url
     update = FeedUpdate(fid, at, at + timedelta(minutes=30))

@@ -6,6 +6,7 @@ store unreachable), 2 usage error, 75 another run holds the lock, 130 interrupte
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -463,6 +464,7 @@ def search(
     from newsfold import output
     from newsfold.query import QueryError
     from newsfold.search import find_stories
+    from newsfold.stories import canonical_first
 
     window = _duration(since, "--since")
     preferred = obj.settings.dedup.preferred_outlets
@@ -471,7 +473,7 @@ def search(
             found = find_stories(store, query, utcnow() - window if window else None, limit)
         except QueryError as exc:
             raise _BadQuery(str(exc)) from None
-    found = [replace(f, story=_canonical_first(f.story, preferred)) for f in found]
+    found = [dataclasses.replace(f, story=canonical_first(f.story, preferred)) for f in found]
     if as_json:
         _print_json([output.found_json(f) for f in found])
     elif found:
