@@ -543,7 +543,9 @@ class UnreachableRun:
 
 
 @pytest.fixture(scope="module")
-def unreachable_run(server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> UnreachableRun:
+def unreachable_run(
+    private_server: FeedServer, tmp_path_factory: pytest.TempPathFactory
+) -> UnreachableRun:
     """One run of a feed whose 40 article links sit on a host that does not resolve and on one
     that refuses connections."""
     dead = f"127.0.0.1:{free_port()}"
@@ -553,14 +555,13 @@ def unreachable_run(server: FeedServer, tmp_path_factory: pytest.TempPathFactory
         for host in (NO_SUCH_HOST, dead)
         for i in range(UNREACHABLE_PAGES)
     )
-    url = server.add("/faults/unreachable.xml", rss(items, "unreachable"))
+    url = private_server.add("/faults/unreachable.xml", rss(items, "unreachable"))
     workspace = Workspace.create(
         tmp_path_factory.mktemp("unreachable"),
         [url],
-        audit_connections=True,
         fetch={"timeout": 5.0, "allowed_networks": ["127.0.0.0/8"]},
         extract={"workers": 1},
-    )
+    ).audited()
     done = workspace.run("run", "-v")  # -v: the summary line off a terminal too
     return UnreachableRun(done, workspace.feeds()[url], workspace, dead)
 
@@ -643,32 +644,32 @@ class IntranetRun:
 
 
 @pytest.fixture(scope="module")
-def intranet_run(server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> IntranetRun:
+def intranet_run(
+    private_server: FeedServer, tmp_path_factory: pytest.TempPathFactory
+) -> IntranetRun:
     """A run with fetch.allow_private_networks = true of feeds that redirect to metadata
     addresses, and of a good feed whose article link does."""
-    page = server.url("/fault/redirect-private/link-local") + "?intranet-page"
+    page = private_server.url("/fault/redirect-private/link-local") + "?intranet-page"
     item = (
         f"<item><title>Metadata page</title><link>{escape(page)}</link><guid>metadata</guid>"
         "<description>Feed text of the metadata page.</description></item>"
     )
-    good = server.add("/faults/intranet.xml", rss(item, "intranet"))
-    feeds = [good, *(server.url(path) for path in METADATA_REDIRECTS)]
+    good = private_server.add("/faults/intranet.xml", rss(item, "intranet"))
+    feeds = [good, *(private_server.url(path) for path in METADATA_REDIRECTS)]
     fetch = {"timeout": 2.0, "allow_private_networks": True}
-    workspace = Workspace.create(
-        tmp_path_factory.mktemp("intranet"), feeds, audit_connections=True, fetch=fetch
-    )
+    workspace = Workspace.create(tmp_path_factory.mktemp("intranet"), feeds, fetch=fetch).audited()
     done = workspace.run("run")
     return IntranetRun(done, workspace.feeds(), workspace, page)
 
 
 @pytest.mark.parametrize("path", list(METADATA_REDIRECTS))
 def test_metadata_stays_refused_with_private_networks_allowed(
-    server: FeedServer, intranet_run: IntranetRun, path: str
+    private_server: FeedServer, intranet_run: IntranetRun, path: str
 ) -> None:
     """A feed that redirects to a link-local or cloud metadata address is refused on that hop
     even with allow_private_networks: one line naming the feed, kept as its last error."""
     assert intranet_run.done.returncode == 0, intranet_run.done.stderr
-    url = server.url(path)
+    url = private_server.url(path)
     feed = intranet_run.feeds[url]
     assert (feed["status"], feed["error_kind"]) == ("error", "blocked")
     expected = f"{url}: refused: {METADATA_REDIRECTS[path]}"
