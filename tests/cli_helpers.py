@@ -19,11 +19,17 @@ their own: a test can kill a run together with its worker processes, and nothing
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import pty
+import re
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -261,6 +267,51 @@ def kill_session(process: subprocess.Popen[str]) -> None:
     """SIGKILL every process left in the session `process` leads (it and its workers)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][A-Z0-9]")
+
+
+def run_in_terminal(ws: Workspace, *args: str, columns: int = 80) -> tuple[int, str]:
+    """Run `newsfold ARGS` with stdout and stderr on a pseudo-terminal `columns` wide (its
+    window size, as a terminal emulator sets it; no COLUMNS variable); exit code and output,
+    colours taken out."""
+    main, sub = pty.openpty()
+    fcntl.ioctl(sub, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {**ws.process_env(), "TERM": "xterm"}
+    env.pop("COLUMNS", None)
+    process = subprocess.Popen(
+        ws.command(*args),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=sub,
+        stderr=sub,
+        start_new_session=True,
+        text=True,
+    )
+    os.close(sub)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + RUN_TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # EIO: every process holding the terminal has gone
+                break
+            if not data:
+                break
+            chunks.append(data)
+        code = process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    finally:
+        kill_session(process)
+        os.close(main)
+    # A terminal's line ends are CRLF; each redraw of a progress bar starts at a carriage return:
+    # one line per frame.
+    text = ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
+    return code, text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def stderr_lines(done: subprocess.CompletedProcess[str]) -> list[str]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from newsfold.config import Settings
+from newsfold.demo import build_site, feed_sources, load_sample
 from tests.server import FeedServer
 
 pytest_plugins = ["tests.stores"]
@@ -26,6 +28,16 @@ def server() -> Iterator[FeedServer]:
 def corpus() -> Path:
     """The shared test corpus beside the repository (README.md there describes it)."""
     return Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def sample_feeds(server: FeedServer) -> list[str]:
+    """The demo's fictional outlets (feeds and pages) on the test server; their feed URLs."""
+    articles = load_sample(datetime.now(UTC))
+    for path, resource in build_site(articles, server.base_url).items():
+        if path not in ("/", "/robots.txt"):
+            server.add(path, resource.body, content_type=resource.content_type)
+    return [feed.url for feed in feed_sources(articles, server.base_url)]
 
 
 @pytest.fixture

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import lxml.html
 import pytest
 
-from newsfold.demo import FEED_TYPES, build_site, load_sample
+from newsfold.demo import FEED_TYPES, build_site, load_sample, page_path
 from newsfold.parse import parse_feed
 from tests.cli_helpers import Workspace
 
@@ -59,11 +60,12 @@ def test_demo_prints_the_stories_and_the_largest_one(
     _, kept, done = demo
     assert (done.returncode, done.stderr) == (0, "")
     lines = done.stdout.splitlines()
-    # Only the line naming the kept file may be longer: a path is printed whole, to be copied.
-    assert [line for line in lines if len(line) > WIDTH and str(kept) not in line] == []
+    # Only lines with a path or URL may be longer: those are printed whole, to be copied.
+    whole = [line for line in lines if "://" in line or str(kept) in line]
+    assert [line for line in lines if len(line) > WIDTH and line not in whole] == []
     assert lines[0] == "Serving 5 fictional outlets' feeds (RSS, Atom, JSON Feed) and 18 articles"
     assert re.match(r"at http://127\.0\.0\.1:\d+/ \.\.\.$", lines[1])
-    summary = "5 feeds (5 ok, 0 failed), 18 new articles, 14 new stories in "
+    summary = "5 feeds ok, 18 new articles, 14 new stories, "
     assert [line for line in lines if line.startswith(summary)] == [lines[3]]
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["id", "title"])
     rows = lines[header + 1 : header + 15]
@@ -83,6 +85,31 @@ def test_demo_folds_the_wire_copies_and_nothing_else(
     stories = [json.loads(line) for line in export]
     got = {frozenset(urlsplit(a["url"]).path for a in s["articles"]) for s in stories}
     assert got == expected_stories()
+
+
+def test_demo_texts_and_summaries_start_at_the_story(
+    demo: tuple[Workspace, Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """No page furniture before the text: each stored text begins with the page's first
+    paragraph (the editor's note where there is one), not with its section ("Home", "Local") and
+    headline; the HTML digest's summaries begin there too."""
+    ws, kept, _ = demo
+    first_words = {
+        page_path(a): (a.note or a.paragraphs[0])[:40] for a in load_sample(datetime.now(UTC))
+    }
+    stories = [
+        json.loads(line)
+        for line in ws.ok("--db", str(kept), "export", "--format", "jsonl").splitlines()
+    ]
+    copies = [copy for story in stories for copy in story["articles"]]
+    assert len(copies) == 18
+    for copy in copies:
+        assert copy["text"].startswith(first_words[urlsplit(copy["url"]).path]), copy["text"][:80]
+    digest = lxml.html.fromstring(ws.ok("--db", str(kept), "export", "--format", "html"))
+    summaries = [p.text_content() for p in digest.find_class("summary")]
+    assert len(summaries) == len(stories)
+    for story, summary in zip(stories, summaries, strict=True):
+        assert summary.startswith(first_words[urlsplit(story["url"]).path])
 
 
 def test_demo_stays_on_this_machine_and_leaves_the_users_store_alone(

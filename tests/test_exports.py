@@ -20,6 +20,7 @@ import lxml.html
 import pytest
 from click.testing import CliRunner
 
+from newsfold import output
 from newsfold.cli import cli
 from newsfold.model import Article, Entry, FeedSource
 from newsfold.store import FeedUpdate, Store, open_store
@@ -192,20 +193,26 @@ def test_atom_has_one_entry_per_story_with_its_copies(
     assert len({entry.id for entry in parsed.entries}) == len(parsed.entries)
 
 
-def test_atom_dates_are_first_seen_and_latest_copy(db: str, corpus: Path) -> None:
-    """<published> is when the story was first seen, <updated> its newest copy's time."""
+def test_atom_dates_are_published_and_latest_copy(db: str, corpus: Path) -> None:
+    """<published> is when the story's earliest copy was published (first seen when no copy
+    says), <updated> its newest copy's time, never before it was first seen."""
     copies = corpus_copies(corpus)
     first_seen = fill(db, copies)
     entries = by_link(read_atom(export(db, "atom")))
     stories = [json.loads(line) for line in export(db, "jsonl").splitlines()]
+    undated = 0
     for story in stories:
         group = next(c.group for c in copies if c.url == story["url"])
         entry = entries[story["url"]]
         published = datetime.fromisoformat(entry.published)
         updated = datetime.fromisoformat(entry.updated)
-        assert published == first_seen[group].replace(microsecond=0)
         times = [c.published for c in copies if c.group == group and c.published]
-        assert updated == max([published, *times])
+        seen = first_seen[group].replace(microsecond=0)
+        assert published == (min(times).replace(microsecond=0) if times else seen)
+        assert story["published"] == (output.iso(min(times)) if times else None)
+        assert updated == max([seen, *times])
+        undated += not times
+    assert undated < len(stories)  # the corpus's items mostly carry their dates
 
 
 def test_atom_entry_ids_survive_a_new_copy(db: str, corpus: Path) -> None:

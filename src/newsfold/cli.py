@@ -417,13 +417,19 @@ def _stories(
     return recent_stories(store, settings.dedup.preferred_outlets, since, limit)
 
 
+SINCE_HELP = (
+    "Stories with a copy first seen (fetched by newsfold) within this long, whenever the copies"
+    " say they were published."
+)
+
+
 @cli.command(reads_only=True)
-@click.option("--since", default="24h", show_default=True, help="Stories updated within this long.")
+@click.option("--since", default="24h", show_default=True, help=SINCE_HELP)
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="A JSON array, as in export --format jsonl.")
 @click.pass_obj
 def stories(obj: Context, since: str, limit: int, as_json: bool) -> None:
-    """Newest stories first: title, copies, first outlet, first seen."""
+    """Newest stories first (by first seen): title, copies, first outlet, published."""
     from newsfold import output
 
     found = _load_stories(obj, since, limit)
@@ -498,21 +504,40 @@ def story(obj: Context, story_id: int, as_json: bool) -> None:
     if as_json:
         _print_json(output.story_json(found))
     else:
-        output.print_story(found)
+        output.print_story(found, _shared_with_canonical(found, obj.settings))
+
+
+def _shared_with_canonical(story: Story, settings: Settings) -> list[float]:
+    """Per copy: how much of the shorter text, the copy's or the canonical's, is in the other."""
+    from newsfold.dedup import exact_similarity
+
+    canonical = story.articles[0].text
+    return [exact_similarity(canonical, c.text, settings.dedup)[1] for c in story.articles]
 
 
 @cli.command(reads_only=True)
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "atom", "html"]), required=True)
-@click.option("--since", help="Stories updated within this long [default: all].")
+@click.option("--since", help=f"{SINCE_HELP} [default: all]")
+@click.option(
+    "--text",
+    "with_text",
+    is_flag=True,
+    help="csv: add each article's site, author, language and whole text (jsonl always has them).",
+)
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="File [default: stdout]."
 )
 @click.pass_obj
-def export(obj: Context, fmt: str, since: str | None, output: Path | None) -> None:
+def export(obj: Context, fmt: str, since: str | None, with_text: bool, output: Path | None) -> None:
     """Export stories as JSONL, CSV, Atom 1.0 or a self-contained HTML digest."""
     from newsfold import exports
 
-    text = exports.render(fmt, _load_stories(obj, since, None), utcnow())
+    if with_text and fmt not in ("csv", "jsonl"):
+        raise click.BadParameter(
+            f"applies to csv (jsonl has the text), not {fmt}", param_hint="--text"
+        )
+    stories = _load_stories(obj, since, None)
+    text = exports.render(fmt, stories, utcnow(), with_text=with_text)
     if output:
         output.write_text(text, encoding="utf-8")
     else:
@@ -578,13 +603,14 @@ def demo(obj: Context, keep: Path | None, limit: int) -> None:
         with opened_store(f"sqlite:///{path}") as store:
             result = _run_pass(settings, store, pipeline.RunOptions(), obj.verbosity)
             found = _stories(store, settings, None, limit)
-        click.echo(report.summary_line(result) + "\n")
+        unfinished = report.unfinished_line(result)
+        click.echo(report.summary_line(result) + (f"\n{unfinished}" if unfinished else "") + "\n")
         if not found:
             raise click.ClickException("the demo made no stories: see the lines above")
         output.print_stories(found)
         largest = max(found, key=lambda s: len(s.articles))
         click.echo(f"\nThe largest story and its {len(largest.articles)} copies:\n")
-        output.print_story(largest)
+        output.print_story(largest, _shared_with_canonical(largest, settings))
     if keep:
         click.echo(
             f"\nThe store is kept. Try the other commands on it:\n  newsfold --db {path} stories"

@@ -26,12 +26,13 @@ SUMMARY_CHARS = 280
 WEB_SCHEMES = ("http://", "https://")
 
 
-def render(fmt: str, stories: Sequence[Story], now: datetime) -> str:
-    """The whole export in one format: "jsonl", "csv", "atom" or "html"."""
+def render(fmt: str, stories: Sequence[Story], now: datetime, *, with_text: bool = False) -> str:
+    """The whole export in one format: "jsonl", "csv", "atom" or "html". `with_text`: CSV gets
+    the text and its metadata too (JSONL always has them)."""
     if fmt == "jsonl":
         return output.jsonl(stories)
     if fmt == "csv":
-        return output.csv_text(stories)
+        return output.csv_text(stories, with_text=with_text)
     if fmt == "atom":
         return atom(stories, now)
     if fmt == "html":
@@ -52,6 +53,11 @@ def entry_id(story: Story) -> str:
     return uuid.uuid5(ID_NAMESPACE, f"story:{story.id}:{first_seen}").urn
 
 
+def published(story: Story) -> datetime:
+    """When the story was published: its earliest copy's time, else when it was first seen."""
+    return story.published or story.first_seen
+
+
 def last_update(story: Story, now: datetime) -> datetime:
     """The newest time a copy carries, never before the story was first seen nor after now."""
     times = [copy.published for copy in story.articles if copy.published]
@@ -60,8 +66,9 @@ def last_update(story: Story, now: datetime) -> datetime:
 
 def summary(copy: StoryArticle) -> str | None:
     """The copy's opening words on one line, cut at a word and marked when the text goes on."""
-    text = " ".join((copy.summary or "").split())
-    if len(text) <= SUMMARY_CHARS and copy.text_chars <= len(copy.summary or ""):
+    head = copy.text[: 2 * SUMMARY_CHARS]  # whitespace collapses: take more than will show
+    text = " ".join(head.split())
+    if len(text) <= SUMMARY_CHARS and len(head) == len(copy.text):
         return text or None
     return text[:SUMMARY_CHARS].rsplit(" ", 1)[0].rstrip(".,;:") + "…"
 
@@ -118,8 +125,9 @@ def _atom_entry(feed: Any, story: Story, now: datetime) -> None:
     _atom_link(entry, "alternate", story.url, output.outlet(canonical))
     for copy in others:
         _atom_link(entry, "related", copy.url, output.outlet(copy))
-    _atom_child(entry, "published", output.iso(_utc(story.first_seen)))
-    _atom_child(entry, "updated", output.iso(_utc(last_update(story, now))))
+    updated = last_update(story, now)
+    _atom_child(entry, "published", output.iso(_utc(min(published(story), updated))))
+    _atom_child(entry, "updated", output.iso(_utc(updated)))
     _atom_child(entry, "summary", summary(canonical) or story.title or story.url)
     if others:
         _atom_copies(_atom_child(entry, "content", type="xhtml"), story, others)
@@ -135,7 +143,7 @@ def _atom_copies(content: Any, story: Story, others: Sequence[StoryArticle]) -> 
     """XHTML content: who carried the story first, then every other copy as a link."""
     div = etree.SubElement(content, f"{{{XHTML}}}div", nsmap={None: XHTML})
     first = output.outlet(story.articles[0])
-    more = _count(len(others), "other copy", "other copies")
+    more = output.counted(len(others), "other copy", "other copies")
     _child(div, f"{{{XHTML}}}p", f"First seen at {first}. {more}:")
     items = _child(div, f"{{{XHTML}}}ul")
     for copy in others:
@@ -170,7 +178,7 @@ PAGE_META = (
 def html_digest(stories: Sequence[Story], now: datetime) -> str:
     """A self-contained page (inline CSS, no scripts, no external requests) of the stories."""
     page = etree.Element("html", lang="en")
-    _html_head(page, f"newsfold: {_count(len(stories), 'story', 'stories')}")
+    _html_head(page, f"newsfold: {output.counted(len(stories), 'story', 'stories')}")
     body = _child(page, "body")
     header = _child(body, "header")
     _child(header, "h1", "newsfold")
@@ -200,7 +208,8 @@ def _html_head(page: Any, title: str) -> None:
 
 def _digest_counts(stories: Sequence[Story]) -> str:
     copies = sum(len(story.articles) for story in stories)
-    return f"{_count(len(stories), 'story', 'stories')} from {_count(copies, 'copy', 'copies')}"
+    stories_text = output.counted(len(stories), "story", "stories")
+    return f"{stories_text} from {output.counted(copies, 'copy', 'copies')}"
 
 
 def _html_story(main: Any, story: Story) -> None:
@@ -209,10 +218,10 @@ def _html_story(main: Any, story: Story) -> None:
     _html_link(_child(article, "h2"), story.title or story.url, story.url)
     meta = _child(article, "p", None, {"class": "meta"})
     outlets = outlet_count(story)
-    count = _child(meta, "span", _count(outlets, "outlet", "outlets"), {"class": "count"})
+    count = _child(meta, "span", output.counted(outlets, "outlet", "outlets"), {"class": "count"})
     count.tail = " · first " if outlets > 1 else " · "
     _child(meta, "span", output.outlet(canonical), {"class": "outlet"}).tail = " · "
-    _html_time(meta, story.first_seen)
+    _html_time(meta, published(story))
     lede = summary(canonical)
     if lede:
         _child(article, "p", lede, {"class": "summary"})
@@ -241,7 +250,3 @@ def _html_time(parent: Any, value: datetime) -> Any:
 
 def _short_time(value: datetime) -> str:
     return _utc(value).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _count(number: int, one: str, many: str) -> str:
-    return f"{number} {one if number == 1 else many}"

@@ -264,8 +264,8 @@ def same_site(url_a: str, url_b: str) -> bool:
 def extract_page(body: bytes, *, url: str, content_type: str | None) -> Extracted:
     """A page's bytes -> its main text and metadata. Raises ExtractError when no text comes out."""
     html = charset.decode(body, content_type)
-    text = _main_text(html, url)
     page = read_page_meta(html)
+    text = _without_headline(_main_text(html, url), _headlines(page))
     return Extracted(
         text=text,
         title=_title(page),
@@ -289,6 +289,42 @@ def _main_text(html: str, url: str) -> str:
     if not text or not text.strip():
         raise ExtractError(url, "no main text found")
     return str(text)
+
+
+# The headline is looked for this many lines down, past at most this many words of kicker or
+# breadcrumb ("Home", "Local", "World > Europe") above it.
+HEADLINE_LINES = 4
+FURNITURE_WORDS = 6
+_TITLE_SEPARATORS = re.compile(
+    r"\s+[|\u2013\u2014-]\s+"
+)  # "Headline | Outlet", "Headline - Outlet"
+
+
+def _headlines(page: PageMeta) -> set[str]:
+    """The ways a page names its article, normalised: og:title, JSON-LD headline, <title> and
+    its part before the outlet's name."""
+    names = [*(page.meta.get(key) for key in _TITLE_KEYS), page.article.get("headline")]
+    if page.title:
+        names += [page.title, _TITLE_SEPARATORS.split(page.title)[0]]
+    return {_headline_key(name) for name in names if isinstance(name, str) and name.strip()}
+
+
+def _headline_key(text: str) -> str:
+    return " ".join(text.casefold().split()).strip(" .:")
+
+
+def _without_headline(text: str, headlines: set[str]) -> str:
+    """The text from the line after its headline, when trafilatura kept the headline (and a
+    kicker or breadcrumb above it) as the text's first lines: a summary must start with the
+    story, and copies of one story under other headlines compare better without them."""
+    lines = text.split("\n")
+    for index, line in enumerate(lines[:HEADLINE_LINES]):
+        if _headline_key(line) in headlines:
+            rest = "\n".join(lines[index + 1 :]).strip()
+            return rest or text
+        if len(line.split()) > FURNITURE_WORDS:
+            break  # a sentence: the story has begun
+    return text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -131,8 +131,10 @@ class StoryArticle:
     site: str | None
     published: datetime | None
     text_chars: int
-    similarity: float
-    summary: str | None = None  # the first ~300 characters of the text, for exports
+    similarity: float  # to the story's member it matched when it joined (1.0: it opened it)
+    text: str = ""  # the extracted main text (the feed's when the page gave none)
+    author: str | None = None
+    language: str | None = None  # primary language subtag: "en", "de"
     page_error: str | None = None  # why the page's text was not used, if it was not
 
 
@@ -145,6 +147,11 @@ class Story:
     url: str
     first_seen: datetime
     articles: tuple[StoryArticle, ...] = field(default_factory=tuple)
+
+    @property
+    def published(self) -> datetime | None:
+        """When its earliest copy says it was published; None when no copy says."""
+        return min((copy.published for copy in self.articles if copy.published), default=None)
 
 
 @dataclass(slots=True)

@@ -8,27 +8,27 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
-from datetime import datetime
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
-from rich.console import Console, Group, JustifyMethod
+from rich.cells import cell_len
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Column, Table
 from rich.text import Text
 
+from newsfold.feedlists import feed_label
 from newsfold.model import FeedState, Story, StoryArticle
 from newsfold.search import Found
 from newsfold.urls import host_of
 
 
-def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
-def outlet(copy: StoryArticle) -> str:
-    return copy.site or host_of(copy.url) or copy.url
+def counted(number: int, one: str, many: str | None = None) -> str:
+    """ "1 feed", "2 feeds": `many` when the plural is not `one` + "s"."""
+    return f"{number} {one if number == 1 else many or one + 's'}"
 
 
 def pages_kept_feed_text(by_reason: dict[str, int]) -> str:
@@ -37,6 +37,14 @@ def pages_kept_feed_text(by_reason: dict[str, int]) -> str:
     reasons = sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))
     detail = ", ".join(f"{reason} {n}" for reason, n in reasons)
     return f"{total} page{'s' if total != 1 else ''} kept the feed's text ({detail})"
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def outlet(copy: StoryArticle) -> str:
+    return copy.site or host_of(copy.url) or copy.url
 
 
 def feed_json(feed: FeedState) -> dict[str, Any]:
@@ -61,6 +69,7 @@ def story_json(story: Story) -> dict[str, Any]:
         "title": story.title,
         "url": story.url,
         "first_seen": iso(story.first_seen),
+        "published": iso(story.published),
         "articles": [
             {
                 "url": copy.url,
@@ -71,6 +80,10 @@ def story_json(story: Story) -> dict[str, Any]:
                 "outlet": outlet(copy),
                 "similarity": round(copy.similarity, 4),
                 "page_error": copy.page_error,
+                "site": copy.site,
+                "author": copy.author,
+                "language": copy.language,
+                "text": copy.text,
             }
             for copy in story.articles
         ],
@@ -88,11 +101,6 @@ def found_json(found: Found) -> dict[str, Any]:
     }
 
 
-def published(story: Story) -> datetime | None:
-    """When the story came out: its earliest dated copy."""
-    return min((a.published for a in story.articles if a.published), default=None)
-
-
 def jsonl(stories: Iterable[Story]) -> str:
     return "".join(json.dumps(story_json(s), ensure_ascii=False) + "\n" for s in stories)
 
@@ -108,185 +116,252 @@ CSV_COLUMNS = (
     "text_chars",
     "similarity",
 )
+CSV_TEXT_COLUMNS = ("site", "author", "language", "text")
 
 
-def csv_text(stories: Iterable[Story]) -> str:
-    """One row per article with its story id; the canonical copy marked."""
+def csv_text(stories: Iterable[Story], *, with_text: bool = False) -> str:
+    """One row per article with its story id; the canonical copy marked. `with_text` adds the
+    site, author, language and the whole text: a field with newlines or quotes is quoted, so a
+    CSV reader still gets one record per article."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(CSV_COLUMNS + (CSV_TEXT_COLUMNS if with_text else ()))
     for story in stories:
         for index, copy in enumerate(story.articles):
-            writer.writerow(
-                [
-                    story.id,
-                    int(index == 0),
-                    copy.url,
-                    copy.feed_url or "",
-                    outlet(copy),
-                    copy.title or "",
-                    iso(copy.published) or "",
-                    copy.text_chars,
-                    f"{copy.similarity:.4f}",
-                ]
-            )
+            row = [
+                story.id,
+                int(index == 0),
+                copy.url,
+                copy.feed_url or "",
+                outlet(copy),
+                copy.title or "",
+                iso(copy.published) or "",
+                copy.text_chars,
+                f"{copy.similarity:.4f}",
+            ]
+            if with_text:
+                row += [copy.site or "", copy.author or "", copy.language or "", copy.text]
+            writer.writerow(row)
     return buffer.getvalue()
 
 
 def _console() -> Console:
-    """The terminal's width (COLUMNS when set); 80 columns when stdout is a file or a pipe.
-
-    Markup is off: titles, URLs and error messages come from the web, and "[/x]" in a headline
-    must print as it is, not be read as a style tag.
-    """
-    return Console(soft_wrap=False, highlight=False, markup=False)
+    """Lines are never wrapped here (a terminal wraps what is wider than it, and copies it back
+    as one line). Markup is off: titles, URLs and error messages come from the web, and "[/x]"
+    in a headline must print as it is, not be read as a style tag."""
+    return Console(soft_wrap=True, highlight=False, markup=False)
 
 
-TIME_WIDTH = len("Nov 25 21:33")
+def _width(console: Console) -> int | None:
+    """The columns a table may fill: the terminal's (or COLUMNS when set); None, no limit, when
+    stdout is a pipe or a file, so a script reads every title and URL whole."""
+    if console.is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return console.width
+    return None
 
 
-def _short_time(value: datetime | None) -> str:
-    """Local time, short enough for a table column: "Nov 25 21:33"."""
-    return value.astimezone().strftime("%b %d %H:%M") if value else "-"
+GAP = "  "  # between two columns
 
 
-def _fixed(header: str, width: int, justify: JustifyMethod = "left") -> Column:
-    """A column of short values that keeps its width; the title or URL column gives way."""
-    width = max(width, len(header))
-    return Column(
-        header, justify=justify, no_wrap=True, overflow="ellipsis", min_width=width, max_width=width
-    )
+@dataclass(frozen=True, slots=True)
+class Col:
+    """A table column. `give` orders the columns that give way when the table is too wide
+    (1 first; 0 never): they are cut, with an ellipsis, down to `least` characters."""
+
+    header: str
+    justify: Literal["left", "right"] = "left"
+    give: int = 0
+    least: int = 0
 
 
-def _table(*columns: Column) -> Table:
-    """A plain table; one with a `ratio` column spans the width and that column takes the rest."""
-    expand = any(column.ratio for column in columns)
-    return Table(*columns, box=None, pad_edge=False, header_style="bold", expand=expand)
+def _widths(columns: Sequence[Col], rows: Sequence[Sequence[str]], room: int | None) -> list[int]:
+    """Each column as wide as its widest cell; then, past `room`, cut where the columns allow."""
+    widths = [
+        max([cell_len(column.header), *(cell_len(row[i]) for row in rows)])
+        for i, column in enumerate(columns)
+    ]
+    if room is None:
+        return widths
+    excess = sum(widths) + len(GAP) * (len(columns) - 1) - room
+    for level in sorted({column.give for column in columns if column.give}):
+        for i, column in enumerate(columns):
+            if column.give == level and excess > 0:
+                cut = min(excess, max(0, widths[i] - column.least))
+                widths[i] -= cut
+                excess -= cut
+    return widths
+
+
+def _line(cells: Sequence[Text], columns: Sequence[Col], widths: Sequence[int]) -> Text:
+    line = Text()
+    for index, (cell, column, width) in enumerate(zip(cells, columns, widths, strict=True)):
+        cell = cell.copy()
+        cell.truncate(width, overflow="ellipsis")
+        pad = " " * (width - cell.cell_len)
+        line.append_text(Text(pad) + cell if column.justify == "right" else cell + pad)
+        if index < len(columns) - 1:
+            line.append(GAP)
+    line.rstrip()
+    return line
+
+
+@dataclass(slots=True)
+class Row:
+    """One row of a table, and lines printed whole beneath it (a URL, an error): never cut."""
+
+    cells: Sequence[str | Text]
+    below: Sequence[Text] = ()
+
+
+def print_table(columns: Sequence[Col], rows: Sequence[Row], indent_below: int = 0) -> None:
+    """A plain table that fits the terminal by cutting the columns that give way; piped, it is
+    as wide as its widest row. The lines below a row start under column `indent_below` and are
+    printed whole: on a terminal a long one wraps, and copies back as one line."""
+    console = _console()
+    cells = [[_cell_text(cell) for cell in row.cells] for row in rows]
+    widths = _widths(columns, [[c.plain for c in row] for row in cells], _width(console))
+    header = [Text(column.header, style="bold") for column in columns]
+    console.print(_line(header, columns, widths))
+    margin = " " * sum(width + len(GAP) for width in widths[:indent_below])
+    for row, row_cells in zip(rows, cells, strict=True):
+        console.print(_line(row_cells, columns, widths))
+        for text in row.below:
+            console.print(Text(margin) + text)
+
+
+def _cell_text(value: str | Text) -> Text:
+    """One line: titles from the web may carry newlines and tabs."""
+    if isinstance(value, Text):
+        return value
+    return Text(" ".join(value.split()))
+
+
+def shown_time(value: datetime | None, now: datetime | None = None) -> str:
+    """Local time, short enough for a table column: "Nov 25 21:33", or "Mar 12  2018" (as ls
+    does) when not this year."""
+    if value is None:
+        return "-"
+    local = value.astimezone()
+    if local.year != (now or datetime.now(UTC)).astimezone().year:
+        return local.strftime("%b %d  %Y")
+    return local.strftime("%b %d %H:%M")
 
 
 def print_feeds(feeds: list[FeedState]) -> None:
-    table = _table(
-        Column("status", no_wrap=True),
-        Column("feed", overflow="fold", ratio=1),
-        Column("entries", justify="right", no_wrap=True),
-        Column("next check", no_wrap=True),
-    )
+    """Each feed by its name (its host until it has one), its URL whole on the line below."""
+    columns = (Col("status"), Col("feed", give=1, least=12), Col("entries", "right"),
+               Col("next check"))  # fmt: skip
+    rows = []
     for feed in feeds:
-        label = Text(f"{feed.name}\n{feed.url}" if feed.name else feed.url)
+        below = [Text(feed.url, style="dim")]
         if feed.last_error:
-            label.append(f"\n{feed.last_error} (x{feed.error_count})", style="red")
+            below.append(Text(f"{feed.last_error} (x{feed.error_count})", style="red"))
         if feed.page_failures:
             pages = pages_kept_feed_text(feed.page_failures)
-            label.append(f"\nlast check: {pages}", style="yellow")
-        table.add_row(feed.status, label, str(feed.entries), _short_time(feed.next_check))
-    _console().print(table)
+            below.append(Text(f"last check: {pages}", style="yellow"))
+        cells = (feed.status, feed_label(feed), str(feed.entries), shown_time(feed.next_check))
+        rows.append(Row(cells, below))
+    print_table(columns, rows, indent_below=1)
 
 
 def print_stories(stories: list[Story]) -> None:
-    table = _table(
-        _fixed("id", max((len(str(s.id)) for s in stories), default=2), justify="right"),
-        Column("title", overflow="ellipsis", no_wrap=True, ratio=1),
-        _fixed("copies", 6, justify="right"),
-        _fixed("first outlet", 16),
-        _fixed("first seen", TIME_WIDTH),
-    )
-    for story in stories:
-        table.add_row(
-            str(story.id),
-            story.title or story.url,
-            str(len(story.articles)),
-            outlet(story.articles[0]),
-            _short_time(story.first_seen),
-        )
-    _console().print(table)
+    """One line per story; its time is when it was published, or first seen (marked *) when
+    no copy says."""
+    columns = (Col("id", "right"), Col("title", give=1, least=20), Col("copies", "right"),
+               Col("first outlet", give=2, least=12), Col("published"))  # fmt: skip
+    rows = [
+        Row((str(s.id), s.title or s.url, str(len(s.articles)), outlet(s.articles[0]),
+             story_time_cell(s)))
+        for s in stories
+    ]  # fmt: skip
+    print_table(columns, rows)
+    if any(story.published is None for story in stories):
+        _console().print("* first seen: no copy says when it was published")
 
 
 def print_found(found: list[Found]) -> None:
-    """Search results, best first: title, copies, first outlet, published, then the snippet
-    with the matched words in bold."""
-    table = _table(
-        _fixed("id", max((len(str(f.story.id)) for f in found), default=2), justify="right"),
-        Column("story", ratio=1),
-        _fixed("copies", 6, justify="right"),
-        _fixed("first outlet", 16),
-        _fixed("published", TIME_WIDTH),
-    )
+    """Search results, best first: id, title, copies, first outlet, published, then the
+    snippet on the line below with the matched words in bold."""
+    columns = (Col("id", "right"), Col("story", give=1, least=20), Col("copies", "right"),
+               Col("first outlet", give=2, least=12), Col("published"))  # fmt: skip
+    rows = []
     for item in found:
         story = item.story
-        title = Text(story.title or story.url, overflow="ellipsis", no_wrap=True)
-        snippet = Text(item.snippet.text, style="dim", overflow="fold")
+        snippet = Text(item.snippet.text, style="dim")
         for start, end in item.snippet.marks:
             snippet.stylize("bold not dim", start, end)
-        table.add_row(
-            str(story.id),
-            Group(title, snippet),
-            str(len(story.articles)),
-            outlet(story.articles[0]),
-            _short_time(published(story) or story.first_seen),
-        )
-    _console().print(table)
+        cells = (str(story.id), story.title or story.url, str(len(story.articles)),
+                 outlet(story.articles[0]), story_time_cell(story))  # fmt: skip
+        rows.append(Row(cells, [snippet]))
+    print_table(columns, rows, indent_below=1)
 
 
-def print_story(story: Story) -> None:
-    """The story's title, then each copy: similarity, outlet, published, its title and URL."""
+def story_time_cell(story: Story) -> str:
+    if story.published is None:
+        return shown_time(story.first_seen) + "*"
+    return shown_time(story.published)
+
+
+SHARED_NOTE = "shared: how much the copy and the canonical copy (first row) have in common"
+
+
+def print_story(story: Story, shared: Sequence[float]) -> None:
+    """The story's title, then each copy: text shared with the canonical copy, outlet,
+    published and title, its URL whole on the line below. `shared`: one value per copy."""
     console = _console()
-    console.print(Text(story.title or story.url, style="bold"))
-    first_seen = _short_time(story.first_seen)
-    console.print(f"story {story.id}, {len(story.articles)} copies, first seen {first_seen}\n")
-    table = _table(
-        _fixed("sim", 4, justify="right"),
-        _fixed("outlet", 21),
-        _fixed("published", TIME_WIDTH),
-        Column("copy", ratio=1),
+    console.print(Text(" ".join((story.title or story.url).split()), style="bold"))
+    published = shown_time(story.published) if story.published else "unknown"
+    console.print(
+        f"story {story.id}, {len(story.articles)} copies,"
+        f" published {published}, first seen {shown_time(story.first_seen)}"
     )
-    for copy in story.articles:
-        title = Text(copy.title or "-", overflow="ellipsis", no_wrap=True)
-        url = Text(copy.url, overflow="fold", style="dim")
-        lines = [title, url]
-        if copy.page_error:  # the feed's text was kept: say why
-            lines.append(Text(f"page: {copy.page_error}", overflow="fold", style="yellow"))
-        table.add_row(
-            f"{copy.similarity:.2f}",
-            outlet(copy),
-            _short_time(copy.published),
-            Group(*lines),
+    console.print(SHARED_NOTE + "\n")
+    columns = (Col("shared", "right"), Col("outlet", give=2, least=12), Col("published"),
+               Col("title", give=1, least=16))  # fmt: skip
+    rows = [
+        Row(
+            (f"{share:.0%}", outlet(copy), shown_time(copy.published), copy.title or "-"),
+            _below_copy(copy),
         )
-    console.print(table)
+        for copy, share in zip(story.articles, shared, strict=True)
+    ]
+    print_table(columns, rows, indent_below=1)
+
+
+def _below_copy(copy: StoryArticle) -> list[Text]:
+    """The copy's URL, whole; and why its page's text was not used, if it was not."""
+    lines = [Text(copy.url, style="dim")]
+    if copy.page_error:
+        lines.append(Text(f"page: {copy.page_error}", style="yellow"))
+    return lines
 
 
 def print_stats(stats: dict[str, Any]) -> None:
     """The counts, then the workers seen lately (several on PostgreSQL), if the store has any."""
     console = _console()
-    counts = _table(Column("what", no_wrap=True), Column("count", justify="right", no_wrap=True))
-    counts.show_header = False
     for key, value in stats.items():
+        if key == "config" and value is None:
+            value = "none: defaults and NEWSFOLD_* variables"
         if key != "workers":
-            counts.add_row(key.replace("_", " "), _cell(value))
-    console.print(counts)
+            console.print(f"{key.replace('_', ' '):<15} {_cell(value)}")
     workers = stats.get("workers") or []
     if workers:
-        table = _table(
-            Column("worker", overflow="fold", ratio=1),
-            _fixed("leased now", 10, justify="right"),
-            _fixed("feeds taken", 11, justify="right"),
-            _fixed("last seen", TIME_WIDTH),
-        )
-        for worker in workers:
-            table.add_row(
-                worker["worker"],
-                _cell(worker.get("leased_now")),
-                _cell(worker.get("feeds")),
-                _cell(worker.get("last_seen")),
-            )
         console.print()
-        console.print(table)
+        columns = (Col("worker", give=1, least=12), Col("leased now", "right"),
+                   Col("feeds taken", "right"), Col("last seen"))  # fmt: skip
+        rows = [
+            Row((w["worker"], _cell(w.get("leased_now")), _cell(w.get("feeds")),
+                 _cell(w.get("last_seen"))))
+            for w in workers
+        ]  # fmt: skip
+        print_table(columns, rows)
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        return _short_time(value)
+        return shown_time(value)
     return str(value)
 
 

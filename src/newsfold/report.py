@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from newsfold import logs, pipeline
 from newsfold.model import RunReport
-from newsfold.output import pages_kept_feed_text
+from newsfold.output import counted, pages_kept_feed_text
 
 log = logging.getLogger("newsfold")
 
@@ -69,19 +69,37 @@ def make_progress(verbosity: int, total: int | None = None) -> RunProgress:
 
 
 def summary_line(report: RunReport) -> str:
-    """The run in one line, short enough for 80 columns: ok counts unchanged feeds too."""
-    ok = report.feeds_ok + report.feeds_not_modified
+    """The run in one line; its counts fit 80 columns after "newsfold: " up to 9,999 feeds and
+    99,999 articles: "5 feeds ok, 18 new articles, 14 new stories, 10.8 s". Pages that kept the
+    feed's text follow, by reason, when there were any."""
+    feeds = counted(report.feeds_ok + report.feeds_not_modified + report.feeds_failed, "feed")
+    outcome = f"{feeds} ({report.feeds_failed} failed)" if report.feeds_failed else f"{feeds} ok"
     line = (
-        f"{ok + report.feeds_failed} feeds ({ok} ok, {report.feeds_failed} failed), "
-        f"{report.articles_new} new articles, {report.stories_new} new stories "
-        f"in {report.seconds:.1f} s"
+        f"{outcome}, {counted(report.articles_new, 'new article')}, "
+        f"{counted(report.stories_new, 'new story', 'new stories')}, {seconds(report.seconds)}"
     )
     fallbacks = page_fallbacks(report)
     if fallbacks:
         line += f", {pages_kept_feed_text(fallbacks)}"
+    return line
+
+
+def unfinished_line(report: RunReport) -> str | None:
+    """What the run left for the next one, if anything: a second line beside the summary."""
+    parts = []
+    if report.stopped_early:
+        parts.append("stopped at --max-time")
     if report.entries_deferred:
-        line += f", {report.entries_deferred} entries left for the next run"
-    return line + (" (stopped at --max-time)" if report.stopped_early else "")
+        parts.append(f"{counted(report.entries_deferred, 'new entry', 'new entries')} wait")
+    return f"{'; '.join(parts)} for the next run" if parts else None
+
+
+def seconds(value: float) -> str:
+    """ "10.8 s" under 100 seconds, else minutes and seconds: "4m05s"."""
+    if value < 99.95:
+        return f"{value:.1f} s"
+    minutes, rest = divmod(round(value), 60)
+    return f"{minutes}m{rest:02d}s"
 
 
 def page_fallbacks(report: RunReport) -> dict[str, int]:
@@ -91,10 +109,16 @@ def page_fallbacks(report: RunReport) -> dict[str, int]:
 
 
 def log_summary(report: RunReport, verbosity: int) -> None:
-    """One line per run (logs.summary_wanted); a failed feed has already said its own line."""
+    """The summary line, and the unfinished line if any (logs.summary_wanted); a failed feed
+    has already said its own line."""
     fields = {"event": "run_finished", **_report_fields(report)}
     if logs.summary_wanted(verbosity):
         log.log(logs.NOTICE, summary_line(report), extra={"fields": fields})
+        unfinished = unfinished_line(report)
+        if unfinished:
+            log.log(
+                logs.NOTICE, unfinished, extra={"fields": {**fields, "event": "run_unfinished"}}
+            )
 
 
 def _report_fields(report: RunReport) -> dict[str, Any]:
@@ -105,6 +129,7 @@ def _report_fields(report: RunReport) -> dict[str, Any]:
         "articles_new": report.articles_new,
         "stories_new": report.stories_new,
         "pages_kept_feed_text": page_fallbacks(report),
+        "entries_deferred": report.entries_deferred,
         "seconds": round(report.seconds, 3),
         "stopped_early": report.stopped_early,
     }

@@ -72,6 +72,8 @@ def story_article(row: Any) -> StoryArticle:
         published=row["published"],
         text_chars=row["text_chars"],
         similarity=row["similarity"] if row["similarity"] is not None else 1.0,
-        summary=row["text"][:300] or None,
+        text=row["text"],
+        author=row["author"],
+        language=row["language"],
         page_error=row["page_error"],
     )
