@@ -7,12 +7,13 @@ README.md and config/newsfold.toml are generated from these declarations.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import os
 import re
 import tomllib
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -167,7 +168,8 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     env = os.environ if env is None else env
     unknown = set(raw) - set(SECTIONS) - {"feeds"}
     if unknown:
-        raise ConfigError(f"unknown config section or key: {sorted(unknown)[0]}")
+        name = sorted(unknown)[0]
+        raise ConfigError(f"unknown config section or key: {name}{_did_you_mean(name, SECTIONS)}")
     sections = {
         name: _build_section(name, cls, raw.get(name, {}), env) for name, cls in SECTIONS.items()
     }
@@ -175,6 +177,15 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     settings = Settings(feeds=feeds, **sections)
     _validate(settings)
     return settings
+
+
+FEED_KEYS = frozenset({"url", "name", "interval"})  # of a [[feeds]] entry
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """ " (did you mean timeout?)" for a key one slip away from a known one; else ""."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -194,7 +205,7 @@ def _build_section(name: str, cls: type, values: Any, env: Mapping[str, str]) ->
     known = {f.name for f in dataclasses.fields(cls)}
     for key in values:
         if key not in known:
-            raise ConfigError(f"unknown config key: {name}.{key}")
+            raise ConfigError(f"unknown config key: {name}.{key}{_did_you_mean(key, known)}")
     kwargs: dict[str, Any] = {}
     for key in known:
         env_name = f"{ENV_PREFIX}{name}_{key}".upper()
@@ -252,9 +263,11 @@ def _is_str_tuple(kind: Any) -> bool:
 def _feed_source(item: Any, index: int) -> FeedSource:
     if not isinstance(item, dict) or not isinstance(item.get("url"), str):
         raise ConfigError(f"feeds[{index}].url: every [[feeds]] entry needs a url string")
-    unknown = set(item) - {"url", "name", "interval"}
+    unknown = set(item) - FEED_KEYS
     if unknown:
-        raise ConfigError(f"unknown config key: feeds[{index}].{sorted(unknown)[0]}")
+        key = sorted(unknown)[0]
+        hint = _did_you_mean(key, FEED_KEYS)
+        raise ConfigError(f"unknown config key: feeds[{index}].{key}{hint}")
     name = item.get("name")
     if name is not None and not isinstance(name, str):
         raise ConfigError(f"feeds[{index}].name: expected a string, got {name!r}")

@@ -1,7 +1,8 @@
 """Feed lists in and out: OPML (what other readers export) and TOML ([[feeds]] as in the config).
 
-The format is told by the content, not the file name: a body that starts with "<" is OPML,
-anything else TOML. OPML is parsed by lxml with entities unresolved and the network off.
+The format is told by the file's name (.opml, .xml, .toml), else by the content: a body that
+starts with "<" is OPML, anything else TOML. OPML is parsed by lxml with entities unresolved and
+the network off.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def read_feed_list(path: str | Path) -> list[FeedSource]:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read feed list ({exc.strerror})") from None
-    feeds = _read_opml(data, path) if _is_xml(data) else _read_toml(path)
+    feeds = _read_opml(data, path) if _is_opml(path, data) else _read_toml(path)
     for index, feed in enumerate(feeds, start=1):
         if canonicalize_url(feed.url) is None:
             raise ConfigError(f"{path}: feed {index}: {feed.url!r} is not an http(s) URL")
@@ -75,6 +76,15 @@ def feeds_table(feeds: Iterable[FeedSource]) -> AoT:
             item["interval"] = format_duration(feed.interval)
         table.append(item)
     return table
+
+
+def _is_opml(path: Path, data: bytes) -> bool:
+    """By the file's name when it says (.opml, .xml or .toml), else by its first byte: so a
+    broken OPML file is reported as broken OPML, not as invalid TOML."""
+    suffix = path.suffix.lower()
+    if suffix in (".opml", ".xml", ".toml"):
+        return suffix != ".toml"
+    return _is_xml(data)
 
 
 def _is_xml(data: bytes) -> bool:
