@@ -76,7 +76,8 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+from tests.corpus import CORPUS
+
 SMALL_FEED = (
     b'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>t</title>'
     b"<link>http://example.com/</link><item><title>one</title>"

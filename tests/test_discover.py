@@ -21,7 +21,8 @@ from newsfold.discover import (
 )
 from newsfold.errors import FetchError, ParseError
 from newsfold.parse import parse_feed
-from tests.server import CORPUS, FeedServer
+from tests.corpus import CORPUS, corpus_params, needs_corpus
+from tests.server import FeedServer, rss
 
 ARTICLES = CORPUS / "articles"
 FEEDS = CORPUS / "feeds"
@@ -61,6 +62,7 @@ ANNOUNCED_FEED = re.compile(
 )
 
 
+@needs_corpus
 def test_feeds_found_on_every_real_page_that_announces_one() -> None:
     """Each fundus news page whose HTML has an RSS/Atom alternate link gives absolute feed URLs."""
     pages = sorted((ARTICLES / "fundus").rglob("*.html.gz"))
@@ -151,7 +153,7 @@ def test_corpus_feeds_look_like_feeds(name: str) -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        page("readability/bbc-1/source.html.gz"),
+        *corpus_params(lambda: [page("readability/bbc-1/source.html.gz")]),
         b"",
         b"\x89PNG\r\n\x1a\n",
         b'{"rss": {"channel": {}}}',
@@ -232,3 +234,35 @@ def test_find_feeds_on_a_missing_page(site: FeedServer, settings: Settings) -> N
     """A URL that cannot be fetched is a FetchError, not a silent empty list."""
     with pytest.raises(FetchError):
         find(site.url("/fault/status/404"), settings)
+
+
+def atom(items: list[tuple[str, str]]) -> bytes:
+    entries = "".join(
+        f"<entry><id>{link}</id><title>{title}</title><link href='{link}'/>"
+        "<updated>2026-03-01T10:00:00Z</updated></entry>"
+        for title, link in items
+    )
+    return (
+        "<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'>"
+        f"<id>urn:twin</id><title>Twin</title><updated>2026-03-01T10:00:00Z</updated>{entries}</feed>"
+    ).encode()
+
+
+def test_find_feeds_takes_one_of_rss_and_atom_twins(site: FeedServer, settings: Settings) -> None:
+    """A page announcing its one feed as RSS and as Atom (and a comments feed): `feeds add`
+    gets the RSS, first announced, and the comments; the Atom twin lists the same items."""
+    posts = [(f"Post {n}", site.url(f"/blog/post-{n}")) for n in range(3)]
+    items = "".join(
+        f"<item><title>{title}</title><link>{link}</link><guid>{link}</guid></item>"
+        for title, link in posts
+    )
+    site.add("/blog/rss.xml", rss(items, title="Twin"))
+    site.add("/blog/atom.xml", atom(posts[:2]))  # a shorter list of the same posts
+    site.add("/blog/comments.xml", atom([("On post 0", site.url("/blog/post-0#c1"))]))
+    links = (
+        '<link rel="alternate" type="application/rss+xml" href="/blog/rss.xml">'
+        '<link rel="alternate" type="application/atom+xml" href="/blog/atom.xml">'
+        '<link rel="alternate" type="application/atom+xml" href="/blog/comments.xml">'
+    )
+    url = site.add("/blog/", head(links), content_type="text/html")
+    assert find(url, settings) == [site.url("/blog/rss.xml"), site.url("/blog/comments.xml")]

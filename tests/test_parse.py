@@ -15,7 +15,8 @@ from newsfold.errors import ParseError
 from newsfold.model import ParsedFeed
 from newsfold.parse import html_to_text, parse_feed, root_element
 from newsfold.urls import canonicalize_url
-from tests.server import CORPUS, FeedServer
+from tests.corpus import CORPUS, corpus_params, needs_corpus
+from tests.server import FeedServer
 
 FEEDS = CORPUS / "feeds"
 NEWS = FEEDS / "fastfeedparser" / "news-2026-02-17"
@@ -88,6 +89,7 @@ def rss(items: str, channel: str = "") -> bytes:
 # --- the whole corpus --------------------------------------------------------------------------
 
 
+@needs_corpus
 def test_corpus_has_the_86_feeds_this_file_describes() -> None:
     """The corpus still holds 86 feeds and every listed failure or empty feed is among them."""
     names = corpus_feeds()
@@ -95,7 +97,7 @@ def test_corpus_has_the_86_feeds_this_file_describes() -> None:
     assert set(FAILING) | set(EMPTY) <= set(names)
 
 
-@pytest.mark.parametrize("name", corpus_feeds())
+@pytest.mark.parametrize("name", corpus_params(corpus_feeds))
 def test_every_corpus_feed_yields_entries_or_a_clear_error(name: str) -> None:
     """Each feed gives entries, or is a known empty feed, or fails naming the URL and cause."""
     if name in FAILING:
@@ -136,7 +138,9 @@ def test_readme_lists_all_26_news_feeds() -> None:
     assert sorted(counts) == sorted(path.name for path in NEWS.iterdir())
 
 
-@pytest.mark.parametrize(("file", "items"), sorted(readme_item_counts().items()))
+@pytest.mark.parametrize(
+    ("file", "items"), corpus_params(lambda: sorted(readme_item_counts().items()), arity=2)
+)
 def test_news_feed_entry_counts_match_the_readme(file: str, items: int) -> None:
     """Every item of a news feed becomes one entry; repeated GUIDs count once."""
     body = (NEWS / file).read_bytes()
@@ -187,7 +191,7 @@ def feed_for_truth(truth_name: str) -> str:
     return feed
 
 
-@pytest.mark.parametrize("truth_name", TRUTHS)
+@pytest.mark.parametrize("truth_name", corpus_params(lambda: TRUTHS))
 def test_entries_match_fastfeedparser_and_feed_rs_truths(truth_name: str) -> None:
     """Count, titles, links and dates agree with the upstream parsers' expected output."""
     assert len(TRUTHS) == 11
@@ -523,7 +527,7 @@ def test_undeclared_rss_prefix_is_read() -> None:
 JSON_FEEDS = [name for name in corpus_feeds() if name.endswith(".json")]
 
 
-@pytest.mark.parametrize("name", [n for n in JSON_FEEDS if n not in FAILING])
+@pytest.mark.parametrize("name", corpus_params(lambda: [n for n in JSON_FEEDS if n not in FAILING]))
 def test_json_feeds_give_every_item(name: str) -> None:
     """Every item of a corpus JSON Feed becomes an entry with a key and a title or text."""
     document = json.loads((FEEDS / name).read_text())

@@ -17,8 +17,8 @@ from typing import Any
 import trafilatura
 
 from newsfold.model import Extracted
+from tests.corpus import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 # Readability's own tests run every page under this address; the corpus has no real URL for them.
 READABILITY_URL = "http://fakehost/test/page.html"
 _WORD = re.compile(r"\w+")

@@ -82,9 +82,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _config_home() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
 def _default_config() -> Path | None:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    path = Path(base) / "newsfold" / "newsfold.toml"
+    path = _config_home() / "newsfold" / "newsfold.toml"
     return path if path.exists() else None
 
 
@@ -290,6 +293,8 @@ def run(
             if exclusive:
                 store.release_leases(None)  # no other run is alive: a killed run's leases are void
             result = _run_pass(settings, store, options, obj.verbosity)
+            if not store.feeds():
+                log.warning(_no_feeds_message(obj.config_path))
             report.log_summary(result, obj.verbosity)
             if metrics_file:
                 from newsfold import metrics
@@ -302,6 +307,15 @@ def _say_nothing_due(next_due: datetime, verbosity: int) -> None:
         fields = {"event": "nothing_due", "next_check": next_due.isoformat()}
         when = next_due.strftime("%Y-%m-%d %H:%M:%S UTC")
         log.log(logs.NOTICE, f"no feed due; the next is due at {when}", extra={"fields": fields})
+
+
+def _no_feeds_message(config_path: Path | None) -> str:
+    """What to do when there is nothing to watch; it names the config file to put feeds in."""
+    config = config_path or _config_home() / "newsfold" / "newsfold.toml"
+    return (
+        "no feeds to check: add one with `newsfold feeds add URL`, a list with"
+        f" `newsfold feeds import FILE`, or [[feeds]] entries in {config}"
+    )
 
 
 def _run_pass(settings: Settings, store: Store, options: RunOptions, verbosity: int) -> RunReport:
@@ -364,14 +378,22 @@ def feeds_list(obj: Context, as_json: bool) -> None:
 
 
 @feeds.command("remove")
-@click.argument("url")
+@click.argument("feed")
 @click.pass_obj
-def feeds_remove(obj: Context, url: str) -> None:
-    """Stop watching a feed (its articles and stories stay)."""
+def feeds_remove(obj: Context, feed: str) -> None:
+    """Stop watching FEED, given by its URL or its name as `feeds list` shows it (its articles
+    and stories stay)."""
+    from newsfold.feedlists import matching_feeds
+
     with obj.store() as store:
-        if not store.remove_feed(url):
-            raise click.ClickException(f"no such feed: {url}")
-    click.echo(f"removed: {url}")
+        found = matching_feeds(store.feeds(), feed)
+        if not found:
+            raise click.ClickException(f"no such feed: {feed}")
+        if len(found) > 1:
+            urls = ", ".join(f.url for f in found)
+            raise click.ClickException(f"{len(found)} feeds are called {feed!r}; give one: {urls}")
+        store.remove_feed(found[0].url)
+    click.echo(f"removed: {found[0].url}")
 
 
 @feeds.command("import")
@@ -548,11 +570,15 @@ def export(obj: Context, fmt: str, since: str | None, with_text: bool, output: P
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def stats(obj: Context, as_json: bool) -> None:
-    """Counts of feeds (ok / failing), articles, stories, and the last run."""
+    """The store and config file in use; counts of feeds (ok / failing), articles, stories;
+    the last run."""
     from newsfold import output
 
     with obj.store() as store:
         counts = store.stats()
+    # Which store and which config: the first question when the numbers look wrong.
+    config = str(obj.config_path) if obj.config_path else None
+    counts = {"store": counts["store"], "config": config, **counts}
     if as_json:
         _print_json(counts)
     else:

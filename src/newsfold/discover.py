@@ -6,6 +6,8 @@ fetches the URL and, when that is a page rather than a feed, what the page point
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 from lxml import etree
 from lxml import html as lxml_html
@@ -14,7 +16,7 @@ from newsfold import charset
 from newsfold.config import FetchSettings
 from newsfold.errors import FetchError, ParseError
 from newsfold.fetch import Fetcher
-from newsfold.parse import root_element
+from newsfold.parse import parse_feed, root_element
 from newsfold.urls import canonicalize_url
 
 # Tried in this order by `feeds add` when a page announces no feed: WordPress, Ghost and most
@@ -43,6 +45,8 @@ FEED_TYPES = frozenset(
         "application/json",
     }
 )
+Items = frozenset[tuple[str, str | None]]  # (link, title) of a feed's items
+COMPARED_ITEMS = 100  # items read from each announced feed to tell RSS and Atom twins apart
 _FEED_RELS = frozenset({"alternate", "feed"})
 _FEED_ROOTS = frozenset({"rss", "feed", "rdf"})
 # WordPress announces its REST API as rel="alternate" type="application/json" on every page.
@@ -64,11 +68,48 @@ async def find_feeds(
             return [url.strip()]
         announced = discover_feed_urls(body, page.final_url)
         if announced:
-            return announced
+            return await _one_url_per_feed(fetcher, announced)
         for candidate in probe_urls(page.final_url):
             if await _serves_feed(fetcher, candidate):
                 return [candidate]
     raise ParseError(url, "no feed found: the page announces none, and no usual feed path has one")
+
+
+async def _one_url_per_feed(fetcher: Fetcher, urls: list[str]) -> list[str]:
+    """The announced feeds, one URL each: a site that offers one feed as RSS and as Atom
+    announces both, and subscribing to both would fetch every item twice. Two feeds are one
+    when the items (link and title) of one are all in the other; the first announced is kept.
+    A feed that cannot be read is kept: the run will report it."""
+    if len(urls) < 2:
+        return urls
+    kept: list[tuple[str, Items]] = []
+    for url in urls:
+        items = await _item_links(fetcher, url)
+        if not any(items and _same_items(items, other) for _, other in kept):
+            kept.append((url, items))
+    return [url for url, _ in kept]
+
+
+def _same_items(a: Items, b: Items) -> bool:
+    return bool(a and b) and (a <= b or b <= a)
+
+
+async def _item_links(fetcher: Fetcher, url: str) -> Items:
+    """The (link, title) of a feed's items; empty when it cannot be fetched or read."""
+    try:
+        result = await fetcher.fetch(url)
+        parsed = parse_feed(
+            result.body or b"",
+            url=url,
+            content_type=result.content_type,
+            now=datetime.now(UTC),
+            max_entries=COMPARED_ITEMS,
+        )
+    except (FetchError, ParseError):
+        return frozenset()
+    # With the titles: a comments feed links to its posts too ("post#comment-5", canonical
+    # without the fragment) but under the comments' own titles.
+    return frozenset((entry.link, entry.title) for entry in parsed.entries if entry.link)
 
 
 async def _serves_feed(fetcher: Fetcher, url: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import tomlkit
@@ -18,8 +18,8 @@ from tomlkit.items import AoT
 
 from newsfold.config import format_duration, load_settings, parse_duration
 from newsfold.errors import ConfigError
-from newsfold.model import FeedSource
-from newsfold.urls import canonicalize_url
+from newsfold.model import FeedSource, FeedState
+from newsfold.urls import canonicalize_url, host_of
 
 _OPML_PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, remove_comments=True
@@ -43,6 +43,23 @@ def read_feed_list(path: str | Path) -> list[FeedSource]:
     for feed in feeds:
         unique.setdefault(feed.url, feed)
     return list(unique.values())
+
+
+def feed_label(feed: FeedState) -> str:
+    """How a feed is shown: its name; before it has one (its first check reads the title), its
+    host."""
+    return feed.name or host_of(feed.url) or feed.url
+
+
+def matching_feeds(feeds: Sequence[FeedState], wanted: str) -> list[FeedState]:
+    """The feeds a user means by `wanted`: the one with that URL, else those shown by that name
+    (case aside). Several when a name is shared."""
+    urls = {wanted.strip(), canonicalize_url(wanted.strip())}
+    by_url = [feed for feed in feeds if feed.url in urls]
+    if by_url:
+        return by_url
+    name = " ".join(wanted.split()).casefold()
+    return [feed for feed in feeds if " ".join(feed_label(feed).split()).casefold() == name]
 
 
 def write_opml(feeds: Iterable[FeedSource], title: str = "newsfold feeds") -> str:

@@ -65,6 +65,7 @@ class AdminSql(SqlBase):
                 return int(conn.execute(query).scalar() or 0)
 
             return {
+                "store": self._safe_url(),
                 "feeds": count(select(func.count()).select_from(feeds)),
                 "feeds_failing": count(select(func.count()).where(feeds.c.status == "error")),
                 "articles": count(select(func.count()).select_from(articles)),

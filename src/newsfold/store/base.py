@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DatabaseError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, SQLAlchemyError
 
 from newsfold.errors import StoreError, StoreMissing
 
@@ -125,12 +125,23 @@ def _retryable(exc: BaseException | None) -> bool:
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in RETRY_SQLSTATES
 
 
+POSTGRESQL_MISSING = (
+    "PostgreSQL support is not installed: pip install 'newsfold[postgresql]'"
+    " (with pipx: pipx inject newsfold 'psycopg[binary]')"
+)
+
+
 def _make_engine(url: str, create: bool) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     try:
         if url.startswith("sqlite:///"):
             path = url.removeprefix("sqlite:///")
+            if path and Path(path).is_dir():
+                raise StoreError(
+                    f"--db {path} is a directory: name a file in it,"
+                    f" such as --db {Path(path) / 'newsfold.db'}"
+                )
             if create and path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
@@ -140,8 +151,10 @@ def _make_engine(url: str, create: bool) -> Engine:
             # No server-side prepared statements: a plan cached while the tables were small (a new
             # store has no statistics yet) would scan them whole once they have grown.
             return create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None})
-    except (SQLAlchemyError, DBAPIError, OSError, ImportError) as exc:
-        raise StoreError(f"cannot open the store {url}: {first_line(exc)}") from exc
+    except ImportError as exc:
+        raise StoreError(f"cannot open the store {_shown(url)}: {POSTGRESQL_MISSING}") from exc
+    except (SQLAlchemyError, DBAPIError, OSError) as exc:
+        raise StoreError(f"cannot open the store {_shown(url)}: {first_line(exc)}") from exc
     raise StoreError(f"unsupported --db URL {url!r}: use sqlite:///PATH or postgresql://…")
 
 
@@ -157,6 +170,14 @@ def _sqlite_has_table(path: str, table: str) -> bool:
             return found.fetchone() is not None
     except sqlite3.DatabaseError:
         return True  # not a sound SQLite file: opening it says so in the usual words
+
+
+def _shown(url: str) -> str:
+    """The URL as an error may print it: never its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1]
 
 
 def _configure_sqlite(engine: Engine) -> None:
