@@ -473,8 +473,9 @@ def test_stats_as_json_and_as_a_table(
     assert counts == {"feeds": 5, "feeds_failing": 0, "articles": 18, "stories": 14}
     assert parse_time(stats["last_run"]) <= datetime.now(UTC)
     table = ws.ok("stats")
-    assert too_wide(table) == []
-    rows = {" ".join(line.split()[:-1]): line.split()[-1] for line in table.splitlines()[:4]}
+    counted = [line for line in table.splitlines() if not line.startswith(("store ", "config "))]
+    assert too_wide("\n".join(counted)) == []  # the store's path and the config's are whole
+    rows = {" ".join(line.split()[:-1]): line.split()[-1] for line in counted[:4]}
     assert rows == {"feeds": "5", "feeds failing": "0", "articles": "18", "stories": "14"}
 
 
