@@ -188,8 +188,9 @@ def test_refold_follows_the_threshold_and_back(
 def test_story_lists_every_copy_with_its_similarity(
     filled: Workspace, urls: dict[str, str]
 ) -> None:
-    """`newsfold story ID` shows the wire story's three copies, each with its URL and its
-    similarity to the story: 1.00 for the copy under a new headline, less for the partial one."""
+    """`newsfold story ID` shows the wire story's three copies, each with its URL and the text
+    it shares with the canonical copy: 100% for the copy under a new headline, less for the
+    partial one."""
     ws = filled
     story = story_of(ws, urls["wire"])
     ws.env["COLUMNS"] = "200"  # room for whole URLs
@@ -204,15 +205,16 @@ def test_story_lists_every_copy_with_its_similarity(
         urls["partial"],
     }
     lines = out.splitlines()
-    assert _similarity_above(lines, urls["same"]) == 1.0
-    assert 0.5 <= _similarity_above(lines, urls["partial"]) < 1.0
+    assert _shared_above(lines, story["articles"][0]["url"]) == 100  # the canonical copy
+    assert _shared_above(lines, urls["same"]) == 100
+    assert 50 <= _shared_above(lines, urls["partial"]) < 100
 
 
-def _similarity_above(lines: list[str], url: str) -> float:
-    """The similarity printed in the row of the copy whose URL is on `url`'s line or above."""
+def _shared_above(lines: list[str], url: str) -> int:
+    """The share printed in the row of the copy whose URL is on `url`'s line or above."""
     index = next(i for i, line in enumerate(lines) if url in line)
     for line in reversed(lines[: index + 1]):
-        match = re.match(r"^\s*(\d\.\d\d)\s", line)
+        match = re.match(r"^\s*(\d+)%\s", line)
         if match:
-            return float(match.group(1))
-    raise AssertionError(f"no similarity printed for {url}")
+            return int(match.group(1))
+    raise AssertionError(f"no share printed for {url}")
