@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from newsfold.store import open_store, schema
-from tests.cli_helpers import Workspace
-from tests.test_cli import run_in_terminal
+from tests.cli_helpers import Workspace, run_in_terminal
 from tests.test_search import save
 
 WIRE = (
