@@ -40,10 +40,10 @@ def test_a_refused_loopback_feed_names_the_setting(server: FeedServer, tmp_path:
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"Exported from MyReader\n<opml version='2.0'><body/></opml>", b"<opml><body><outline"],
+    [b"Exported from MyReader\n<opml version='2.0'><body/></opml>", b"<opml><body><outline"],
 )
 def test_a_broken_opml_file_is_reported_as_opml(tmp_path: Path, content: bytes) -> None:
-    """A .opml file that is empty, has text before the XML or stops short: "not valid OPML"."""
+    """A .opml file with text before the XML, or that stops short: "not valid OPML"."""
     ws = Workspace.create(tmp_path)
     broken = tmp_path / "subscriptions.opml"
     broken.write_bytes(content)

@@ -1,8 +1,9 @@
 """Feed lists in and out: OPML (what other readers export) and TOML ([[feeds]] as in the config).
 
-The format is told by the file's name (.opml, .xml, .toml), else by the content: a body that
-starts with "<" is OPML, anything else TOML. OPML is parsed by lxml with entities unresolved and
-the network off.
+The format is told by the content, not the file name: a body that starts with "<" is OPML,
+anything else TOML; a file that is not valid TOML but is named .opml or .xml, or holds <opml, is
+reported as the broken OPML it is. OPML is parsed by lxml with entities unresolved and the network
+off.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def read_feed_list(path: str | Path) -> list[FeedSource]:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read feed list ({exc.strerror})") from None
-    feeds = _read_opml(data, path) if _is_opml(path, data) else _read_toml(path)
+    feeds = _read_opml(data, path) if _is_xml(data) else _read_toml_or_opml(path, data)
     for index, feed in enumerate(feeds, start=1):
         if canonicalize_url(feed.url) is None:
             raise ConfigError(f"{path}: feed {index}: {feed.url!r} is not an http(s) URL")
@@ -95,13 +96,15 @@ def feeds_table(feeds: Iterable[FeedSource]) -> AoT:
     return table
 
 
-def _is_opml(path: Path, data: bytes) -> bool:
-    """By the file's name when it says (.opml, .xml or .toml), else by its first byte: so a
-    broken OPML file is reported as broken OPML, not as invalid TOML."""
-    suffix = path.suffix.lower()
-    if suffix in (".opml", ".xml", ".toml"):
-        return suffix != ".toml"
-    return _is_xml(data)
+def _read_toml_or_opml(path: Path, data: bytes) -> list[FeedSource]:
+    """TOML; but a file that fails as TOML and is named .opml or .xml, or holds <opml, is a
+    broken OPML file, and its OPML error is the one that helps."""
+    try:
+        return _read_toml(path)
+    except ConfigError:
+        if path.suffix.lower() in (".opml", ".xml") or b"<opml" in data[:4096].lower():
+            return _read_opml(data, path)
+        raise
 
 
 def _is_xml(data: bytes) -> bool:
