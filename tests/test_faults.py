@@ -601,7 +601,7 @@ def test_pages_of_an_unreachable_host_keep_the_feed_text(unreachable_run: Unreac
 def test_page_failures_are_counted_in_the_summary_line(unreachable_run: UnreachableRun) -> None:
     """The run's one summary line counts the pages that kept the feed's text, by reason."""
     (line,) = unreachable_run.done.stderr.splitlines()
-    assert line.startswith("newsfold: 1 feeds (1 ok, 0 failed), 40 new articles, ")
+    assert line.startswith("newsfold: 1 feed ok, 40 new articles, ")
     assert line.endswith(" s, 40 pages kept the feed's text (connect 20, dns 20)")
 
 
