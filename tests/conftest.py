@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +21,7 @@ TEST_TIMEOUT = 3.0  # seconds per request: faults end quickly, loopback answers 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[pytest.TestReport]:
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A test (or its fixture) that reads a corpus file in a clone without the corpus is
     skipped with MISSING, not failed: the one reason a bare clone gives."""
     report: pytest.TestReport = yield

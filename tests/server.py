@@ -76,7 +76,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from tests.corpus import CORPUS
+from tests.corpus import CORPUS as CORPUS
 
 SMALL_FEED = (
     b'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>t</title>'

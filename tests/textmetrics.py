@@ -17,7 +17,7 @@ from typing import Any
 import trafilatura
 
 from newsfold.model import Extracted
-from tests.corpus import CORPUS
+from tests.corpus import CORPUS as CORPUS
 
 # Readability's own tests run every page under this address; the corpus has no real URL for them.
 READABILITY_URL = "http://fakehost/test/page.html"
