@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import ipaddress
 import json
+import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from tests.cli_helpers import Measured, Workspace, line_about
 from tests.server import (
     CANONICAL_KINDS,
     FeedServer,
+    RequestHandler,
     article_page,
     big_paragraphs,
     free_port,
@@ -703,6 +705,97 @@ def test_no_metadata_address_is_ever_dialled(intranet_run: IntranetRun) -> None:
     assert dialled
     for address in dialled:
         assert ipaddress.ip_address(address[0]) in ipaddress.ip_network("127.0.0.0/8"), address
+
+
+# A big feed on a slow site under --max-time: work kept in slices, every run a step further.
+
+SLOW_ITEMS = 60
+SLOW_PAGE = 0.5  # seconds each page takes to answer: 15 s of pages at fetch.per_host = 2
+MAX_TIME = 10.0  # --max-time of each run, in seconds
+MAX_RUNS = 10
+SUMMARY_SECONDS = re.compile(r" in (\d+\.\d) s")
+
+
+@dataclass(frozen=True)
+class SlowRuns:
+    server: FeedServer
+    feed: str
+    stored: list[int]  # articles in the store after each run
+    seconds: list[float]  # what each run's summary line says it took
+    pending_after_first: list[str]  # entry keys the first run left unfinished
+    pages_asked_in_first: int  # page requests of the first run
+    new_key: str  # an item published between the first run and the second
+
+
+@pytest.fixture(scope="module")
+def slow_runs(server: FeedServer, tmp_path_factory: pytest.TempPathFactory) -> SlowRuns:
+    """`run --all --max-time 10s` over a feed of 60 items whose pages answer in half a second,
+    again and again until every item is stored; an item is published after the first run."""
+
+    def slow_page(handler: RequestHandler) -> None:
+        if not handler.wait(SLOW_PAGE):
+            handler.send_body(article_page(handler.path), content_type="text/html")
+
+    def item(key: str) -> str:
+        link = server.add_handler(f"/slow/{key}", slow_page)
+        return f"<item><title>{key}</title><link>{link}</link><guid>{key}</guid></item>\n"
+
+    items = [item(f"slow-{i}") for i in range(SLOW_ITEMS)]
+    feed = server.add("/faults/slow.xml", rss("".join(items), "slow"))
+    workspace = Workspace.create(
+        tmp_path_factory.mktemp("slow"),
+        [feed],
+        fetch={"timeout": 5.0, "allowed_networks": ["127.0.0.0/8"], "per_host": 2},
+        extract={"workers": 1},
+    )
+    stored: list[int] = []
+    seconds: list[float] = []
+    pending: list[str] = []
+    asked_in_first = 0
+    new_key = "slow-new"
+    while len(stored) < MAX_RUNS and (not stored or stored[-1] < SLOW_ITEMS + 1):
+        done = workspace.run("run", "--all", "--max-time", f"{MAX_TIME:g}s", "-v")
+        assert done.returncode == 0, done.stderr
+        match = SUMMARY_SECONDS.search(done.stderr)
+        assert match, done.stderr
+        seconds.append(float(match.group(1)))
+        with sqlite3.connect(workspace.db) as db:
+            stored.append(db.execute("SELECT count(*) FROM articles").fetchone()[0])
+            if len(stored) == 1:
+                (keys,) = db.execute("SELECT pending_entries FROM feeds").fetchone()
+                pending = json.loads(keys or "[]")
+                asked_in_first = len(slow_pages_asked(server))
+                server.add("/faults/slow.xml", rss(item(new_key) + "".join(items), "slow"))
+    return SlowRuns(server, feed, stored, seconds, pending, asked_in_first, new_key)
+
+
+def slow_pages_asked(server: FeedServer) -> list[str]:
+    """The keys of the slow pages asked for, in order."""
+    return [p.removeprefix("/slow/") for _, p, _ in server.requests if p.startswith("/slow/")]
+
+
+def test_max_time_never_starves_a_slow_feed(slow_runs: SlowRuns) -> None:
+    """A feed too slow to finish within --max-time keeps what each run did: the count of its
+    articles grows run after run, and the feed completes in a few runs, each article once."""
+    assert slow_runs.stored[-1] == SLOW_ITEMS + 1, slow_runs.stored
+    assert len(slow_runs.stored) > 1  # it did take several runs
+    assert slow_runs.stored == sorted(slow_runs.stored)
+    assert slow_runs.stored[-2] < slow_runs.stored[-1]
+
+
+def test_max_time_still_stops_near_its_limit(slow_runs: SlowRuns) -> None:
+    """Each run stops within a few seconds of --max-time: what it has done is committed
+    then, not after its pages."""
+    assert all(seconds <= MAX_TIME + 7.0 for seconds in slow_runs.seconds), slow_runs.seconds
+
+
+def test_unfinished_entries_are_taken_first_next_run(slow_runs: SlowRuns) -> None:
+    """The entries a run left go before an item published since: the second run asked for
+    their pages first."""
+    assert slow_runs.pending_after_first
+    asked = slow_pages_asked(slow_runs.server)
+    first_two = asked[slow_runs.pages_asked_in_first :][:2]
+    assert set(first_two) <= set(slow_runs.pending_after_first), first_two
 
 
 def test_a_bad_allowed_network_is_one_config_error(tmp_path: Path) -> None:

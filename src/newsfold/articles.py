@@ -27,11 +27,35 @@ PAGES_AHEAD_PER_WORKER = 4
 
 @dataclass(slots=True)
 class MadeArticles:
+    entries: list[Entry] = field(default_factory=list)  # the entries done, articles or not
     articles: list[Article] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)  # entry key -> article URL
     # Articles that kept the feed's text because their page failed or said less, by reason
     # (pages not downloaded by choice, extract.fetch_pages off, are no failure).
     page_failures: dict[str, int] = field(default_factory=dict)
+
+    def absorb(self, later: MadeArticles) -> None:
+        """Add the work on later entries of the same feed."""
+        self.entries += later.entries
+        self.links.update(later.links)
+        urls = {a.url for a in self.articles}
+        self.articles += [a for a in later.articles if a.url not in urls]
+        add_counts(self.page_failures, later.page_failures)
+
+
+def add_counts(total: dict[str, int], more: dict[str, int]) -> None:
+    for reason, count in more.items():
+        total[reason] = total.get(reason, 0) + count
+
+
+@dataclass(frozen=True, slots=True)
+class PageJob:
+    """An entry on its way to an article: its canonical link and, if asked for, its page."""
+
+    entry: Entry
+    link: str | None  # None: no usable link, so no article
+    stored: bool  # the article is stored already (another feed listed it): nothing to do
+    page: asyncio.Task[PageOutcome] | None  # None: no download (stored, or pages off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +63,14 @@ class PageOutcome:
     extracted: Extracted | None
     error: str | None = None
     kind: str | None = None
+
+
+async def _ready(task: asyncio.Task[PageOutcome], until: float | None) -> bool:
+    """Whether `task` finished (not cancelled), waiting for it until `until` at the latest."""
+    if not task.done():
+        timeout = None if until is None else max(0.0, until - asyncio.get_running_loop().time())
+        await asyncio.wait({task}, timeout=timeout)
+    return task.done() and not task.cancelled()
 
 
 class ArticleMaker:
@@ -57,35 +89,64 @@ class ArticleMaker:
         self.report = report
         # One download per URL per run, however many feeds list it.
         self._pages: dict[str, asyncio.Task[PageOutcome]] = {}
+        self._extracting: set[str] = set()  # pages in a worker now
         # Pages between download and extraction: downloads run a little ahead of the workers,
         # and memory holds a few page bodies, not every page the run will see.
         self._in_flight = asyncio.Semaphore(PAGES_AHEAD_PER_WORKER * pool.workers)
 
-    async def make(
-        self, feed: FeedState, entries: Sequence[Entry], known: set[str], edited: set[str]
-    ) -> MadeArticles:
-        made = MadeArticles()
-        jobs: list[tuple[Entry, str, asyncio.Task[PageOutcome] | None]] = []
+    def start(self, entries: Sequence[Entry], known: set[str], edited: set[str]) -> list[PageJob]:
+        """Start the page downloads of `entries` (`known`: article URLs already stored,
+        `edited`: keys of entries whose article is made again); they run while earlier work
+        is committed."""
+        jobs = []
         for entry in entries:
             link = entry.link
-            if link is None:
+            stored = link is not None and link in known and entry.key not in edited
+            page = self._page(link) if link is not None and not stored else None
+            jobs.append(PageJob(entry, link, stored, page))
+        return jobs
+
+    async def finish(
+        self, feed: FeedState, jobs: Sequence[PageJob], until: float | None = None
+    ) -> tuple[MadeArticles, list[PageJob]]:
+        """The articles of `jobs`, in order, and the jobs left undone: a page not ready at
+        `until` (the event loop's clock) is not waited for."""
+        made = MadeArticles()
+        left = []
+        for job in jobs:
+            if job.page is not None and not await _ready(job.page, until):
+                left.append(job)
                 continue
-            if link in known and entry.key not in edited:
-                made.links[entry.key] = link
+            made.entries.append(job.entry)
+            if job.link is None:
                 continue
-            jobs.append((entry, link, self._page(link)))
-        for entry, link, task in jobs:
-            outcome = await task if task else PageOutcome(None, "page download is off", "off")
-            article = self._article(feed, entry, link, outcome)
-            if article is None:
+            if job.stored:
+                made.links[job.entry.key] = job.link
                 continue
-            made.links[entry.key] = article.url
-            if all(a.url != article.url for a in made.articles):
-                made.articles.append(article)
-                if article.page_error is not None and outcome.kind != "off":
-                    reason = outcome.kind or "short"
-                    made.page_failures[reason] = made.page_failures.get(reason, 0) + 1
-        return made
+            outcome = (
+                job.page.result() if job.page else PageOutcome(None, "page download is off", "off")
+            )
+            self._add(made, feed, job, outcome)
+        return made, left
+
+    def stop(self) -> None:
+        """Give up the pages not done yet (--max-time is up). A page a worker is extracting is
+        let finish: cancelling it would kill the worker, and the commits waiting for the pool
+        would wait for a new one."""
+        for url, task in self._pages.items():
+            if url not in self._extracting:
+                task.cancel()
+
+    def _add(self, made: MadeArticles, feed: FeedState, job: PageJob, outcome: PageOutcome) -> None:
+        assert job.link is not None
+        article = self._article(feed, job.entry, job.link, outcome)
+        if article is None:
+            return
+        made.links[job.entry.key] = article.url
+        if all(a.url != article.url for a in made.articles):
+            made.articles.append(article)
+            if article.page_error is not None and outcome.kind != "off":
+                add_counts(made.page_failures, {outcome.kind or "short": 1})
 
     def _page(self, url: str) -> asyncio.Task[PageOutcome] | None:
         if not self.settings.extract.fetch_pages:
@@ -108,7 +169,13 @@ class ArticleMaker:
             media_type = (result.content_type or "text/html").split(";")[0].strip().lower()
             if media_type not in HTML_TYPES:
                 raise PageSkipped(url, f"not an HTML page ({media_type})", "not_html")
-            extracted = await self.pool.extract(result.body, result.final_url, result.content_type)
+            self._extracting.add(url)
+            try:
+                extracted = await self.pool.extract(
+                    result.body, result.final_url, result.content_type
+                )
+            finally:
+                self._extracting.discard(url)
         except StageError as exc:  # the feed's text is kept, with this reason
             return PageOutcome(None, str(exc), exc.kind)
         return PageOutcome(extracted)

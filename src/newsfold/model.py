@@ -42,6 +42,8 @@ class FeedState:
     entries: int = 0
     # Article pages of the last check that kept the feed's text instead, by reason ("dns": 3).
     page_failures: dict[str, int] = field(default_factory=dict)
+    # Keys of entries a run took but did not finish (--max-time): the next run takes them first.
+    pending: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,14 @@
 """One run: schedule -> fetch -> parse -> articles -> dedup -> store, feed by feed.
 
 Each due feed is one task. Its feed body is fetched (conditionally) and parsed; its new or edited
-entries' pages are downloaded and extracted while other feeds go on fetching; everything the feed
-produced is then committed in one transaction. A failure anywhere in a feed is recorded on that
-feed and never touches the others; a crash loses at most the feeds in flight.
+entries' pages are downloaded and extracted while other feeds go on fetching; what the feed
+produced is committed in slices of COMMIT_SLICE entries, one transaction each. A failure anywhere
+in a feed is recorded on that feed and never touches the others; a crash loses at most the slices
+in flight.
+
+--max-time: at the deadline no feed is fetched or parsed any more; a feed that is past that makes
+no new pages: it commits the articles extracted so far, and its entries not done wait for the
+next run, which takes them first. Every run makes progress on every feed it reached.
 """
 
 from __future__ import annotations
@@ -14,13 +19,13 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from newsfold import fold, schedule
-from newsfold.articles import ArticleMaker
+from newsfold.articles import ArticleMaker, MadeArticles, PageJob, add_counts
 from newsfold.config import Settings
 from newsfold.errors import FetchError, FoldError, ParseError, StageError, StoreError
 from newsfold.extract import ExtractPool
@@ -39,6 +44,8 @@ log = logging.getLogger("newsfold")
 PARSING = Step("parsing", ParseError)
 FINGERPRINTING = Step("fingerprinting", FoldError)
 FEED_BACKLOG_FACTOR = 10  # parse this many times the per-run cap, so deferred entries come later
+COMMIT_SLICE = 50  # entries committed per transaction: a slow feed keeps its work as it goes
+COMMIT_GRACE = 5.0  # seconds past --max-time for feeds to commit what they have done
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +86,9 @@ async def run(
             async with Fetcher(fetch, shared_per_host=per_host) as fetcher:
                 robots = RobotsPolicy(fetcher, fetch.user_agent, store, calls, clock=clock)
                 runner = _FeedRunner(settings, store, clock, fetcher, pool, robots, calls, report)
+                runner.deadline = _loop_time_of(deadline)
                 await _run_feeds(runner, store, clock, options, worker, deadline, progress)
+                runner.articles.stop()  # pages of feeds cut off, if any
         await calls(store.prune_dedup, clock() - settings.dedup.window)
         report.seconds = time.monotonic() - started
         await calls(store.record_run, worker, started_at, clock(), json.dumps(asdict(report)))
@@ -106,6 +115,8 @@ async def _run_feeds(
         try:
             error = await runner.process(feed)
             progress.feed_done(feed.url, error)
+        except StoppedAtDeadline:
+            runner.report.stopped_early = True
         finally:
             limit.release()
 
@@ -121,8 +132,10 @@ async def _run_feeds(
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     if tasks:
+        # Past the deadline feeds only commit what they did: give them a few seconds for it.
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        _done, pending = await asyncio.wait(set(tasks), timeout=remaining)
+        grace = None if remaining is None else remaining + COMMIT_GRACE
+        _done, pending = await asyncio.wait(set(tasks), timeout=grace)
         if pending:
             runner.report.stopped_early = True
             for task in pending:
@@ -130,6 +143,17 @@ async def _run_feeds(
             await asyncio.gather(*pending, return_exceptions=True)
     # Feeds cut off by --max-time go back to the pool at once, not when their lease expires.
     await runner.calls(store.release_leases, worker)
+
+
+class StoppedAtDeadline(Exception):
+    """--max-time came before the feed was fetched and parsed: it is left for the next run."""
+
+
+def _loop_time_of(moment: float | None) -> float | None:
+    """A time.monotonic() moment on the event loop's clock."""
+    if moment is None:
+        return None
+    return asyncio.get_running_loop().time() + (moment - time.monotonic())
 
 
 class _FeedRunner:
@@ -152,14 +176,12 @@ class _FeedRunner:
         self.calls = calls
         self.report = report
         self.articles = ArticleMaker(settings, fetcher, pool, robots, report)
+        self.deadline: float | None = None  # --max-time, on the event loop's clock
 
     async def process(self, feed: FeedState) -> str | None:
         """Check one feed; returns its error line, or None when it went well."""
         try:
-            result = await self.fetcher.fetch(
-                feed.url, etag=feed.etag, last_modified=feed.last_modified
-            )
-            parsed = None if _unchanged(feed, result) else await self._parse(feed, result)
+            result, parsed = await self._before_deadline(self._fetch_and_parse(feed))
             if parsed is None:
                 self.report.feeds_not_modified += 1
                 await self._record_unchanged(feed, result)
@@ -170,14 +192,33 @@ class _FeedRunner:
             retry_after = exc.retry_after if isinstance(exc, FetchError) else None
             await self._record_failure(feed, str(exc), exc.kind, exc.transient, retry_after)
             return str(exc)
-        except StoreError:
-            raise  # the store itself failed: no feed can be recorded, the run stops
+        except (StoreError, StoppedAtDeadline):
+            raise  # the store itself failed, or --max-time came: the feed is not recorded
         except Exception as exc:  # a bug costs this feed's check, never the run
             log.debug("%s: unexpected error", feed.url, exc_info=True)
             message = f"{feed.url}: internal error: {type(exc).__name__}: {exc}"
             await self._record_failure(feed, message, "internal", True, None)
             return message
         return None
+
+    async def _fetch_and_parse(self, feed: FeedState) -> tuple[FetchResult, ParsedFeed | None]:
+        """The feed's answer, and its entries unless it did not change."""
+        result = await self.fetcher.fetch(
+            feed.url, etag=feed.etag, last_modified=feed.last_modified
+        )
+        return result, None if _unchanged(feed, result) else await self._parse(feed, result)
+
+    async def _before_deadline(self, work: Awaitable[T]) -> T:
+        """`work`, cut off by --max-time: then StoppedAtDeadline, and the feed is not recorded."""
+        if self.deadline is None:
+            return await work
+        try:
+            async with asyncio.timeout_at(self.deadline) as cut:
+                return await work
+        except TimeoutError:
+            if cut.expired():
+                raise StoppedAtDeadline from None
+            raise
 
     async def _parse(self, feed: FeedState, result: FetchResult) -> ParsedFeed:
         assert result.body is not None
@@ -246,15 +287,53 @@ class _FeedRunner:
         keys = [e.key for e in parsed.entries]
         known = await self.calls(self.store.entry_hashes, feed.id, keys)
         changed = [e for e in parsed.entries if known.get(e.key) != e.content_hash]
+        changed.sort(key=lambda e: e.key not in feed.pending)  # an earlier run's leftovers first
         cap = self.settings.fetch.max_new_per_feed
         taken, deferred = changed[:cap], len(changed) - min(len(changed), cap)
         links = [e.link for e in taken if e.link]
         stored = await self.calls(self.store.known_article_urls, links)
         edited = {e.key for e in taken if e.key in known}
-        made = await self.articles.make(feed, taken, stored, edited)
+        jobs = self.articles.start(taken, stored, edited)
+        page_failures: dict[str, int] = {}
+        stopped = False
+        while not stopped:  # at least once: the feed's state is recorded even with no entry
+            made, jobs, stopped = await self._next_slice(feed, jobs)
+            add_counts(page_failures, made.page_failures)
+            left = [job.entry.key for job in jobs]
+            await self._commit_slice(feed, result, parsed, made, left, deferred, page_failures)
+            self.report.entries_new += sum(1 for e in made.entries if e.key not in known)
+            stopped = stopped or not jobs
+        self.report.entries_deferred += deferred + len(jobs)
+
+    async def _next_slice(
+        self, feed: FeedState, jobs: list[PageJob]
+    ) -> tuple[MadeArticles, list[PageJob], bool]:
+        """The next COMMIT_SLICE entries' articles, the jobs still to do, and whether the run
+        stops there: once --max-time is up, whatever is done among all the jobs is taken, and
+        the rest is left for the next run."""
+        made, left = await self.articles.finish(feed, jobs[:COMMIT_SLICE], self.deadline)
+        rest = jobs[COMMIT_SLICE:]
+        if not left:
+            return made, rest, False
+        self.report.stopped_early = True
+        self.articles.stop()  # the deadline: no page is waited for any more, in any feed
+        late, late_left = await self.articles.finish(feed, rest, self.deadline)
+        made.absorb(late)
+        return made, left + late_left, True
+
+    async def _commit_slice(
+        self,
+        feed: FeedState,
+        result: FetchResult,
+        parsed: ParsedFeed,
+        made: MadeArticles,
+        left: list[str],
+        deferred: int,
+        page_failures: dict[str, int],
+    ) -> None:
+        """Commit a slice of the feed's entries with the feed's state; while entries remain
+        (`left` in this run, `deferred` past the cap) the feed is not up to date."""
         now = self.clock()
-        self.report.entries_new += sum(1 for e in taken if e.key not in known)
-        self.report.entries_deferred += deferred
         dates = [e.published for e in parsed.entries if e.published and not e.date_suspect]
         rate = schedule.publishing_interval(dates, now)
         next_check = schedule.next_check_after_success(
@@ -266,23 +345,32 @@ class _FeedRunner:
             ttl=parsed.ttl,
             max_age_seconds=result.max_age,
         )
-        if deferred:
+        unfinished = deferred or left
+        if unfinished:
             # Come back soon, and with a full fetch: validators would answer 304 to the backlog.
             next_check = now + self.settings.schedule.min_interval
         update = FeedUpdate(
             feed.id,
             now,
             next_check,
-            etag=None if deferred else result.etag,
-            last_modified=None if deferred else result.last_modified,
-            body_hash=None if deferred else _body_hash(result.body),
+            etag=None if unfinished else result.etag,
+            last_modified=None if unfinished else result.last_modified,
+            body_hash=None if unfinished else _body_hash(result.body),
             rate=rate,
             title=parsed.title,
-            page_failures=made.page_failures,
+            page_failures=dict(page_failures),
+            pending=left,
         )
-        commit = await self._commit(feed.url, update, taken, made.articles, made.links)
+        commit = await self._commit(feed.url, update, made.entries, made.articles, made.links)
         self.report.articles_new += commit.articles_new
         self.report.stories_new += commit.stories_new
+
+    async def _plans(self, url: str, texts: list[str]) -> list[fold.FoldPlan]:
+        """In the process pool; past --max-time beside the store instead: the workers may
+        still be busy with pages the run gave up."""
+        if self.deadline is not None and asyncio.get_running_loop().time() >= self.deadline:
+            return await self.calls(fold.plan_all, texts, self.settings.dedup)
+        return await self.pool.call(FINGERPRINTING, url, fold.plan_all, texts, self.settings.dedup)
 
     async def _commit(
         self,
@@ -294,11 +382,7 @@ class _FeedRunner:
     ) -> FeedCommit:
         texts = [a.text for a in articles]
         # Fingerprints, band and lock keys in a worker process: the transaction only looks up.
-        plans = (
-            await self.pool.call(FINGERPRINTING, url, fold.plan_all, texts, self.settings.dedup)
-            if texts
-            else []
-        )
+        plans = await self._plans(url, texts) if texts else []
         planned = [PlannedArticle(a, p) for a, p in zip(articles, plans, strict=True)]
         rules = fold_rules(self.settings, self.clock())
         return await self.calls(self.store.record_feed, update, entries, planned, links, rules)

@@ -42,6 +42,9 @@ class FeedUpdate:
     error_kind: str | None = None
     # Article pages of this check that kept the feed's text, by reason ("dns": 3).
     page_failures: Mapping[str, int] = field(default_factory=dict)
+    # Entries taken but not finished, for the next run to take first; None leaves them as
+    # they are (a failed or unchanged check).
+    pending: Sequence[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,6 +150,8 @@ def update_feed_state(conn: Connection, u: FeedUpdate) -> None:
         "lease_expires": None,
         "page_failures": json.dumps(dict(u.page_failures)) if u.page_failures else None,
     }
+    if u.pending is not None:
+        values["pending_entries"] = json.dumps(list(u.pending)) if u.pending else None
     if u.error is None:
         values.update(
             status="ok",

@@ -28,6 +28,7 @@ def feed_state(row: Any) -> FeedState:
         rate=timedelta(seconds=row["rate_seconds"]) if row["rate_seconds"] else None,
         entries=row["entries"],
         page_failures=json.loads(row["page_failures"] or "{}"),
+        pending=frozenset(json.loads(row["pending_entries"] or "[]")),
     )
 
 

@@ -89,6 +89,8 @@ feeds = Table(
     Column("lease_expires", UTCDateTime),
     # JSON {"reason": count}: article pages of the last check that kept the feed's text.
     Column("page_failures", Text),
+    # JSON [entry key, ...]: entries a run took but did not finish, taken first by the next.
+    Column("pending_entries", Text),
     Index("ix_feeds_next_check", "next_check"),
 )
 
@@ -261,6 +263,7 @@ MIGRATIONS: list[Migration] = [
     _lookup_indexes,
     create_search_index,
     _add_columns(feeds, "page_failures"),
+    _add_columns(feeds, "pending_entries"),
 ]
 LATEST = len(MIGRATIONS)
 
