@@ -16,7 +16,7 @@ import trafilatura
 from sqlalchemy import select
 
 from newsfold import pipeline
-from newsfold.articles import ArticleMaker, MadeArticles
+from newsfold.articles import ArticleMaker, MadeArticles, PageJob
 from newsfold.config import Settings
 from newsfold.model import FeedSource, FeedState, RunReport
 from newsfold.parse import parse_feed
@@ -210,14 +210,16 @@ def test_a_bug_in_one_feed_spares_the_others(
     error; the other feeds of the run land."""
     good = site.add("/bug/good.xml", rss([("Fine", site.url("/bug/fine.html"), "Fine text.")]))
     bad = site.add("/bug/bad.xml", rss([("Boom", site.url("/bug/boom.html"), "Boom text.")]))
-    original = ArticleMaker.make
+    original = ArticleMaker.finish
 
-    async def make_or_fail(self: ArticleMaker, feed: FeedState, *args: object) -> MadeArticles:
+    async def finish_or_fail(
+        self: ArticleMaker, feed: FeedState, *args: object
+    ) -> tuple[MadeArticles, list[PageJob]]:
         if feed.url == bad:
             raise RuntimeError("simulated bug")
         return await original(self, feed, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ArticleMaker, "make", make_or_fail)
+    monkeypatch.setattr(ArticleMaker, "finish", finish_or_fail)
     store.sync_feeds([FeedSource(good), FeedSource(bad)], NOW)
     report = run(settings.replace("extract", fetch_pages=False), store)
     assert (report.feeds_ok, report.feeds_failed) == (1, 1)
