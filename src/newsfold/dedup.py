@@ -241,6 +241,11 @@ def _template(num_perm: int) -> MinHash:
     return MinHash(num_perm=num_perm, seed=_MINHASH_SEED, hashfunc=xxhash.xxh32_intdigest)
 
 
+def prepare(settings: DedupSettings) -> None:
+    """Load what making signatures takes (datasketch, scipy) now, ahead of the first one."""
+    _template(settings.num_perm)
+
+
 def _minhash(shingle_set: Iterable[bytes], num_perm: int) -> bytes:
     minhash = _template(num_perm).copy()
     minhash.update_batch(list(shingle_set))

@@ -18,13 +18,14 @@ import hashlib
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
-from newsfold import fold, schedule
+from newsfold import dedup, fold, schedule
 from newsfold.articles import ArticleMaker, MadeArticles, PageJob, add_counts
 from newsfold.config import Settings
 from newsfold.errors import FetchError, FoldError, ParseError, StageError, StoreError
@@ -79,6 +80,10 @@ async def run(
     progress = progress or Progress()
     worker = options.worker or f"{socket.gethostname()}:{id(report):x}"
     deadline = None if options.max_time is None else started + options.max_time.total_seconds()
+    if deadline is not None:
+        # At --max-time this process makes the plans of what it commits (_plans): load what
+        # that takes in the background now, not in the few seconds after the limit.
+        threading.Thread(target=dedup.prepare, args=(settings.dedup,), daemon=True).start()
     async with StoreCalls() as calls, StoreCalls(None, "newsfold-slots") as slot_calls:
         fetch = settings.fetch
         per_host = HostSlots.for_store(store, worker, fetch.per_host, fetch.timeout, slot_calls)
@@ -366,11 +371,14 @@ class _FeedRunner:
         self.report.stories_new += commit.stories_new
 
     async def _plans(self, url: str, texts: list[str]) -> list[fold.FoldPlan]:
-        """In the process pool; past --max-time beside the store instead: the workers may
-        still be busy with pages the run gave up."""
-        if self.deadline is not None and asyncio.get_running_loop().time() >= self.deadline:
-            return await self.calls(fold.plan_all, texts, self.settings.dedup)
-        return await self.pool.call(FINGERPRINTING, url, fold.plan_all, texts, self.settings.dedup)
+        """In the process pool until --max-time, beside the store after it: the workers may
+        then still be busy with pages the run gave up."""
+        dedup_settings = self.settings.dedup
+        try:
+            work = self.pool.call(FINGERPRINTING, url, fold.plan_all, texts, dedup_settings)
+            return await self._before_deadline(work)
+        except StoppedAtDeadline:
+            return await self.calls(fold.plan_all, texts, dedup_settings)
 
     async def _commit(
         self,
