@@ -21,9 +21,9 @@ Tables:
 - recall by family of same-story pairs;
 - dedup alone over random arrival orders (feeds are checked concurrently, so a run's order is
   one draw), the ablation: the rule before stories could merge ("first come": a new article
-  joins the one story it matches best, stories never merge) against the rule of `dedup.regroup`
+  joins the one story it matches best, stories never merge) against the rule of `cluster.regroup`
   (the connected group an article joins is clustered afresh: merges and moves), per order, on
-  the stored texts; then every linkage of `dedup.cluster` over the same orders (F1 range,
+  the stored texts; then every linkage of `cluster.cluster` over the same orders (F1 range,
   spread, most wrong merges, distinct partitions) and the recall of each copy edit;
 - missed pairs of the first pipeline run, by cause: folding texts that arrived in an order that
   split them (stories are never merged), or texts that do not fold (once extracted, or even as
@@ -54,8 +54,9 @@ from common import machine_line
 from sqlalchemy import select
 
 from newsfold import pipeline
+from newsfold.cluster import Linkage
 from newsfold.config import DedupSettings, Settings
-from newsfold.dedup import Fingerprint, Linkage, band_keys, compare, fingerprint
+from newsfold.dedup import Fingerprint, band_keys, compare, fingerprint
 from newsfold.store import schema
 from newsfold.store.sql import SqlStore
 from newsfold.urls import canonicalize_url

@@ -35,8 +35,9 @@ from email.utils import format_datetime
 from itertools import combinations
 from math import comb
 
+from newsfold.cluster import Linkage, Placed, regroup
 from newsfold.config import DedupSettings
-from newsfold.dedup import Fingerprint, Linkage, Placed, band_keys, compare, regroup
+from newsfold.dedup import Fingerprint, band_keys, compare
 from newsfold.errors import ExtractError
 from newsfold.extract import extract_page
 from tests.textmetrics import CORPUS, corpus_pages

@@ -12,22 +12,17 @@ from datetime import UTC, datetime, timedelta
 import feedparser
 import pytest
 
+from newsfold.cluster import Copy, Group, Placed, choose_canonical, choose_story, regroup
 from newsfold.config import DedupSettings
 from newsfold.dedup import (
-    Copy,
     Fingerprint,
-    Group,
-    Placed,
     Similarity,
     band_keys,
-    choose_canonical,
-    choose_story,
     compare,
     exact_similarity,
     fact_tokens,
     fingerprint,
     normalize_text,
-    regroup,
     shingles,
 )
 from newsfold.extract import extract_page

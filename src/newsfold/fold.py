@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from newsfold import dedup
+from newsfold import cluster, dedup
 from newsfold.config import DedupSettings
 
 
@@ -112,7 +112,7 @@ class FoldRules:
 def decide(plan: FoldPlan, found: Found, settings: DedupSettings) -> FoldDecision:
     """The same text joins its story; else the best verified candidate's story; else a new one.
 
-    No chaining: a new article joins one story (dedup.choose_story).
+    No chaining: a new article joins one story (cluster.choose_story).
     """
     if found.exact_story is not None:
         return FoldDecision(found.exact_story, 1.0)
@@ -123,7 +123,7 @@ def decide(plan: FoldPlan, found: Found, settings: DedupSettings) -> FoldDecisio
         )
         for c in found.candidates
     ]
-    story_id = dedup.choose_story(scored)
+    story_id = cluster.choose_story(scored)
     return FoldDecision(story_id, _similarity(story_id, scored))
 
 

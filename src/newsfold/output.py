@@ -1,6 +1,6 @@
 """Rendering: feeds and stories as terminal tables, JSON, JSONL and CSV. Pure over model objects.
 
-A story handed to these functions has its canonical copy first (see dedup.choose_canonical).
+A story handed to these functions has its canonical copy first (see cluster.choose_canonical).
 """
 
 from __future__ import annotations

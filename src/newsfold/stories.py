@@ -1,7 +1,7 @@
 """Stories as users read them, and why two stored articles fold or not.
 
 Every reader of stories (the CLI's tables and JSON, the exports, the demo) gets each story with
-its canonical copy first (`dedup.choose_canonical`, the preferred outlets honoured) and the other
+its canonical copy first (`cluster.choose_canonical`, the preferred outlets honoured) and the other
 copies in publishing order. `compare_stored` is `explain`: two stored articles compared the way
 the fold compares them, and exactly.
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from newsfold import dedup
+from newsfold import cluster, dedup
 from newsfold.config import DedupSettings
 from newsfold.model import Article, Story, StoryArticle
 from newsfold.store import StoryReader
@@ -42,10 +42,10 @@ def canonical_first(story: Story, preferred: Sequence[str]) -> Story:
     """The story titled and linked by its canonical copy, which comes first; then the others
     in publishing order."""
     copies = [
-        dedup.Copy(i, host_of(a.url), a.published, a.text_chars)
+        cluster.Copy(i, host_of(a.url), a.published, a.text_chars)
         for i, a in enumerate(story.articles)
     ]
-    first = story.articles[dedup.choose_canonical(copies, preferred).key]
+    first = story.articles[cluster.choose_canonical(copies, preferred).key]
     rest = sorted((a for a in story.articles if a is not first), key=publishing_order)
     return replace(story, title=first.title, url=first.url, articles=(first, *rest))
 
