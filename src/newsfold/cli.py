@@ -7,168 +7,48 @@ store unreachable), 2 usage error, 75 another run holds the lock, 130 interrupte
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 
 from newsfold import __version__, logs
-from newsfold.config import Settings, load_settings, parse_duration
-from newsfold.errors import ConfigError, LockedError, NewsfoldError
-from newsfold.model import FeedSource, RunReport, Story
-from newsfold.tick import default_db_path, idle_until, run_lock
+from newsfold.clicontext import (
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Context,
+    Group,
+    config_home,
+    db_url_of,
+    default_config,
+    default_db,
+    duration,
+    fail,
+    opened_store,
+    print_json,
+    utcnow,
+)
+from newsfold.clifeeds import feeds
+from newsfold.config import Settings
+from newsfold.errors import LockedError, NewsfoldError
+from newsfold.model import RunReport, Story
+from newsfold.tick import idle_until, run_lock
 
 if TYPE_CHECKING:
     from newsfold.pipeline import RunOptions
     from newsfold.store import Store
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 75
 log = logging.getLogger("newsfold")
 
 
-@dataclass
-class Context:
-    config_path: Path | None
-    db_url: str
-    verbosity: int
-    log_format: str
-    reads_only: bool = False  # the command only reads: a missing store is an error, not made
-    _settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        return self.load_config()
-
-    def load_config(self) -> Settings:
-        """Read and check the config file and environment, once; a bad one is a ConfigError."""
-        if self._settings is None:
-            self._settings = load_settings(self.config_path)
-        return self._settings
-
-    def store(self) -> AbstractContextManager[Store]:
-        return opened_store(self.db_url, self.verbosity, create=not self.reads_only)
-
-
-@contextmanager
-def opened_store(db_url: str, verbosity: int = 0, *, create: bool = True) -> Iterator[Store]:
-    """The store at `db_url`, brought up to the current schema, closed at the end; without
-    `create`, a missing store is a StoreMissing ("no store at PATH") and nothing is made.
-
-    A migration that rewrites stored rows (building the search index of a large store) shows
-    a progress bar on a terminal.
-    """
-    from newsfold.output import MigrationBar
-    from newsfold.store import open_store
-
-    store = open_store(db_url, create=create)
-    try:
-        with MigrationBar(show=verbosity >= 0 and sys.stderr.isatty()) as bar:
-            store.migrate(bar.update)
-        yield store
-    finally:
-        store.close()
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _config_home() -> Path:
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-
-
-def _default_config() -> Path | None:
-    path = _config_home() / "newsfold" / "newsfold.toml"
-    return path if path.exists() else None
-
-
-def _default_db() -> str:
-    return f"sqlite:///{default_db_path(dict(os.environ))}"
-
-
-def _db_url(value: str) -> str:
-    """Accept a plain path as well as a sqlite:/// or postgresql:// URL."""
-    if "://" in value:
-        return value
-    return f"sqlite:///{Path(value).expanduser().resolve()}"
-
-
-def _late_option(*names: str, apply: Callable[[Context, Any], None], **kwargs: Any) -> click.Option:
-    """A global option given after the command's name (`newsfold run -v`): it overrides the
-    value given before it. Hidden from the command's help: `newsfold --help` documents it."""
-
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-        if value:  # not given: None, or a count of 0
-            obj = ctx.find_object(Context)
-            assert obj is not None  # the group's callback made it before any command parses
-            apply(obj, value)
-            logs.configure(obj.verbosity, obj.log_format)
-
-    return click.Option(names, expose_value=False, hidden=True, callback=callback, **kwargs)
-
-
-def _late_global_options() -> list[click.Parameter]:
-    return [
-        _late_option(
-            "--config",
-            type=click.Path(path_type=Path),
-            apply=lambda obj, path: setattr(obj, "config_path", path),
-        ),
-        _late_option("--db", apply=lambda obj, db: setattr(obj, "db_url", _db_url(db))),
-        _late_option(
-            "-q",
-            "--quiet",
-            count=True,
-            apply=lambda obj, n: setattr(obj, "verbosity", obj.verbosity - n),
-        ),
-        _late_option(
-            "-v",
-            "--verbose",
-            count=True,
-            apply=lambda obj, n: setattr(obj, "verbosity", obj.verbosity + n),
-        ),
-        _late_option(
-            "--log-format",
-            type=click.Choice(["text", "json"]),
-            apply=lambda obj, fmt: setattr(obj, "log_format", fmt),
-        ),
-    ]
-
-
-class _Command(click.Command):
-    """A command that takes the global options after its name too, where people put them.
-
-    `reads_only=True` marks a command that only reads the store: it never creates one. Every
-    command checks the config it is given, whether it uses it or not."""
-
-    def __init__(self, *args: Any, reads_only: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.reads_only = reads_only
-        self.params.extend(_late_global_options())
-
-    def invoke(self, ctx: click.Context) -> Any:
-        obj = ctx.find_object(Context)
-        if obj is not None:
-            obj.reads_only = self.reads_only
-            obj.load_config()
-        return super().invoke(ctx)
-
-
-class _Group(click.Group):
-    command_class = _Command
-    group_class = type  # subgroups (`feeds`) are _Groups too, so their commands are _Commands
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="newsfold")
 @click.option(
     "--config",
@@ -205,11 +85,14 @@ def cli(
     verbosity = verbose - quiet
     logs.configure(verbosity, log_format)
     ctx.obj = Context(
-        config_path=config_path or _default_config(),
-        db_url=_db_url(db) if db else _default_db(),
+        config_path=config_path or default_config(),
+        db_url=db_url_of(db) if db else default_db(),
         verbosity=verbosity,
         log_format=log_format,
     )
+
+
+cli.add_command(feeds)
 
 
 def main() -> None:
@@ -217,45 +100,25 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
-        _fail("aborted", EXIT_FAILED)
+        fail("aborted", EXIT_FAILED)
     except click.UsageError as exc:
         exc.show()  # click's own: the usage, then the error
         sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
-        _fail(exc.format_message(), exc.exit_code)
+        fail(exc.format_message(), exc.exit_code)
     except LockedError as exc:
-        _fail(str(exc), EXIT_LOCKED)
+        fail(str(exc), EXIT_LOCKED)
     except NewsfoldError as exc:
-        _fail(str(exc), EXIT_FAILED)
+        fail(str(exc), EXIT_FAILED)
     except BrokenPipeError:
         # The reader went away (`newsfold stories | head`): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EXIT_FAILED)
     except OSError as exc:  # a file given on the command line that cannot be read or written
-        _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc), EXIT_FAILED)
+        fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        fail("interrupted", 130)
     sys.exit(EXIT_OK)
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"newsfold: {message}", err=True)
-    sys.exit(code)
-
-
-def _duration(value: str | None, option: str) -> timedelta | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value, option)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _print_json(data: Any) -> None:
-    from newsfold.output import json_value
-
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=json_value))
 
 
 # -- run -------------------------------------------------------------------------------------------
@@ -276,7 +139,7 @@ def run(
 ) -> None:
     """Fetch due feeds, download and extract new articles, fold copies into stories."""
     settings = obj.settings  # a bad config fails here, before the store is touched
-    window = _duration(max_time, "--max-time")
+    window = duration(max_time, "--max-time")
     # The lock and the schedule come first: a cron tick that finds another run going, or
     # nothing due, ends before the store's and the stages' libraries are even loaded.
     with run_lock(obj.db_url, wait) as exclusive:
@@ -311,7 +174,7 @@ def _say_nothing_due(next_due: datetime, verbosity: int) -> None:
 
 def _no_feeds_message(config_path: Path | None) -> str:
     """What to do when there is nothing to watch; it names the config file to put feeds in."""
-    config = config_path or _config_home() / "newsfold" / "newsfold.toml"
+    config = config_path or config_home() / "newsfold" / "newsfold.toml"
     return (
         "no feeds to check: add one with `newsfold feeds add URL`, a list with"
         f" `newsfold feeds import FILE`, or [[feeds]] entries in {config}"
@@ -335,97 +198,11 @@ def _run_pass(settings: Settings, store: Store, options: RunOptions, verbosity: 
         return asyncio.run(pipeline.run(settings, store, utcnow, options, progress))
 
 
-# -- feeds -----------------------------------------------------------------------------------------
-
-
-@cli.group()
-def feeds() -> None:
-    """Add, list, remove, import and export feeds."""
-
-
-@feeds.command("add")
-@click.argument("url")
-@click.option("--name", help="A display name.")
-@click.pass_obj
-def feeds_add(obj: Context, url: str, name: str | None) -> None:
-    """Add a feed; a site's home page is searched for its feed(s)."""
-    import asyncio
-
-    from newsfold.discover import find_feeds
-
-    found = asyncio.run(find_feeds(url, obj.settings.fetch))
-    with obj.store() as store:
-        for feed_url in found:
-            added = store.add_feed(FeedSource(url=feed_url, name=name), utcnow())
-            click.echo(f"{'added' if added else 'already there'}: {feed_url}")
-
-
-@feeds.command("list", reads_only=True)
-@click.option("--json", "as_json", is_flag=True, help="A JSON array, one object per feed.")
-@click.pass_obj
-def feeds_list(obj: Context, as_json: bool) -> None:
-    """Each feed's state, last error and next check."""
-    from newsfold import output
-
-    with obj.store() as store:
-        states = store.feeds()
-    if as_json:
-        _print_json([output.feed_json(f) for f in states])
-    elif states:
-        output.print_feeds(states)
-    else:
-        click.echo("No feeds yet: add one with `newsfold feeds add URL` or `feeds import FILE`.")
-
-
-@feeds.command("remove")
-@click.argument("feed")
-@click.pass_obj
-def feeds_remove(obj: Context, feed: str) -> None:
-    """Stop watching FEED, given by its URL or its name as `feeds list` shows it (its articles
-    and stories stay)."""
-    from newsfold.feedlists import matching_feeds
-
-    with obj.store() as store:
-        found = matching_feeds(store.feeds(), feed)
-        if not found:
-            raise click.ClickException(f"no such feed: {feed}")
-        if len(found) > 1:
-            urls = ", ".join(f.url for f in found)
-            raise click.ClickException(f"{len(found)} feeds are called {feed!r}; give one: {urls}")
-        store.remove_feed(found[0].url)
-    click.echo(f"removed: {found[0].url}")
-
-
-@feeds.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.pass_obj
-def feeds_import(obj: Context, file: Path) -> None:
-    """Import feeds from an OPML or TOML file."""
-    from newsfold.feedlists import read_feed_list
-
-    sources = read_feed_list(file)
-    with obj.store() as store:
-        added = store.sync_feeds(sources, utcnow())
-    click.echo(f"imported {len(sources)} feeds ({added} new) from {file}")
-
-
-@feeds.command("export", reads_only=True)
-@click.option("--format", "fmt", type=click.Choice(["opml", "toml"]), default="opml")
-@click.pass_obj
-def feeds_export(obj: Context, fmt: str) -> None:
-    """Print the feed list as OPML or TOML."""
-    from newsfold.feedlists import write_opml, write_toml
-
-    with obj.store() as store:
-        sources = [FeedSource(f.url, f.name, f.interval) for f in store.feeds()]
-    click.echo(write_opml(sources) if fmt == "opml" else write_toml(sources), nl=False)
-
-
 # -- stories and outputs ---------------------------------------------------------------------------
 
 
 def _load_stories(obj: Context, since: str | None, limit: int | None) -> list[Story]:
-    window = _duration(since, "--since")
+    window = duration(since, "--since")
     with obj.store() as store:
         return _stories(store, obj.settings, utcnow() - window if window else None, limit)
 
@@ -456,7 +233,7 @@ def stories(obj: Context, since: str, limit: int, as_json: bool) -> None:
 
     found = _load_stories(obj, since, limit)
     if as_json:
-        _print_json([output.story_json(s) for s in found])
+        print_json([output.story_json(s) for s in found])
     elif found:
         output.print_stories(found)
     else:
@@ -494,7 +271,7 @@ def search(
     from newsfold.search import find_stories
     from newsfold.stories import canonical_first
 
-    window = _duration(since, "--since")
+    window = duration(since, "--since")
     preferred = obj.settings.dedup.preferred_outlets
     with obj.store() as store:
         try:
@@ -503,7 +280,7 @@ def search(
             raise _BadQuery(str(exc)) from None
     found = [dataclasses.replace(f, story=canonical_first(f.story, preferred)) for f in found]
     if as_json:
-        _print_json([output.found_json(f) for f in found])
+        print_json([output.found_json(f) for f in found])
     elif found:
         output.print_found(found)
     else:
@@ -524,7 +301,7 @@ def story(obj: Context, story_id: int, as_json: bool) -> None:
     if found is None:
         raise click.ClickException(f"no story {story_id}")
     if as_json:
-        _print_json(output.story_json(found))
+        print_json(output.story_json(found))
     else:
         output.print_story(found, _shared_with_canonical(found, obj.settings))
 
@@ -580,7 +357,7 @@ def stats(obj: Context, as_json: bool) -> None:
     config = str(obj.config_path) if obj.config_path else None
     counts = {"store": counts["store"], "config": config, **counts}
     if as_json:
-        _print_json(counts)
+        print_json(counts)
     else:
         output.print_stats(counts)
 
@@ -678,7 +455,7 @@ def refold(obj: Context, since: str) -> None:
     """Recompute stories after a change of [dedup] settings."""
     from newsfold import pipeline
 
-    window = _duration(since, "--since")
+    window = duration(since, "--since")
     assert window is not None
     with run_lock(obj.db_url, wait=True) as exclusive, obj.store() as store:
         if exclusive:
