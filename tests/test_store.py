@@ -117,6 +117,8 @@ def test_due_feeds_are_leased_once(store: Store) -> None:
     store.sync_feeds([FeedSource("https://a.example/1"), FeedSource("https://a.example/2")], NOW)
     later = feed_id(store, "https://a.example/2")
     store.record_feed(ok(later), [], [], {}, new_story_each_time)
+    assert store.count_due_feeds(NOW, include_all=False) == 1  # what the progress bar counts
+    assert store.count_due_feeds(NOW + timedelta(minutes=1), include_all=True) == 2
     first = [
         f.url
         for f in store.lease_due_feeds(

@@ -189,11 +189,7 @@ def _run_pass(settings: Settings, store: Store, options: RunOptions, verbosity: 
 
     now = utcnow()
     store.sync_feeds(settings.feeds, now)
-    due = sum(
-        1
-        for feed in store.feeds()
-        if options.include_all or feed.next_check is None or feed.next_check <= now
-    )
+    due = store.count_due_feeds(now, include_all=options.include_all)
     with report.make_progress(verbosity, due) as progress:
         return asyncio.run(pipeline.run(settings, store, utcnow, options, progress))
 

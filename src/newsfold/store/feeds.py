@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func, or_, select, update
 
 from newsfold.model import Entry, FeedSource, FeedState
 from newsfold.store import FeedUpdate
@@ -84,14 +84,10 @@ class FeedsSql(SqlBase):
         while True:
             at = now + timedelta(seconds=time.monotonic() - started)
             with self._write() as conn:
-                due = or_(feeds.c.next_check.is_(None), feeds.c.next_check <= now)
                 free = or_(feeds.c.lease_expires.is_(None), feeds.c.lease_expires < at)
-                # --all: every feed not yet checked in this run (one started at `now`).
-                unchecked = or_(feeds.c.last_checked.is_(None), feeds.c.last_checked < now)
-                where = and_(unchecked, free) if include_all else and_(due, free)
                 rows = conn.execute(
                     select(feeds)
-                    .where(where)
+                    .where(and_(_waiting(now, include_all), free))
                     .order_by(feeds.c.next_check.is_not(None), feeds.c.next_check, feeds.c.id)
                     .limit(LEASE_BATCH)
                     .with_for_update(skip_locked=True)
@@ -105,6 +101,12 @@ class FeedsSql(SqlBase):
                 )
                 worker_seen(conn, worker, at, leased=len(rows))
             yield from (feed_state(row._mapping) for row in rows)
+
+    def count_due_feeds(self, now: datetime, *, include_all: bool) -> int:
+        """How many feeds `lease_due_feeds` would hand out now, leased or not."""
+        with self._read() as conn:
+            query = select(func.count()).select_from(feeds).where(_waiting(now, include_all))
+            return int(conn.execute(query).scalar_one())
 
     def release_leases(self, worker: str | None) -> None:
         """Give back the feeds leased to `worker` (None: to anyone) and not yet recorded."""
@@ -122,6 +124,14 @@ class FeedsSql(SqlBase):
                 )
                 found.update({row.key: row.content_hash for row in rows})
         return found
+
+
+def _waiting(now: datetime, include_all: bool) -> ColumnElement[bool]:
+    """The feeds a run started at `now` takes: those due, or with --all every feed it has not
+    checked yet."""
+    if include_all:
+        return or_(feeds.c.last_checked.is_(None), feeds.c.last_checked < now)
+    return or_(feeds.c.next_check.is_(None), feeds.c.next_check <= now)
 
 
 def void_leases(conn: Connection, worker: str | None) -> None:
