@@ -443,8 +443,16 @@ def loopback_only(addr_info: AddrInfo) -> socket.socket:
 @pytest.mark.parametrize(
     ("path", "message"),
     [
-        ("/fault/redirect-private", "refused: 10.0.0.1 is a private address"),
-        ("/fault/redirect-private/link-local", "refused: 169.254.169.254 is a link-local address"),
+        (
+            "/fault/redirect-private",
+            "refused: 10.0.0.1 is a private address (to allow it: fetch.allow_private_networks"
+            " = true, or its range in fetch.allowed_networks)",
+        ),
+        (
+            "/fault/redirect-private/link-local",
+            "refused: 169.254.169.254 is a link-local address"
+            " (allowed only through fetch.allowed_networks)",
+        ),
     ],
 )
 def test_guard_checks_every_redirect_hop(

@@ -478,12 +478,6 @@ def max_age_seconds(headers: httpx.Headers, now: datetime) -> float | None:
     return max((moment - base).total_seconds(), 0.0)
 
 
-# Where a refused address is let through, for a user who means to fetch it.
-PRIVATE_HINT = (
-    "to allow it: fetch.allow_private_networks = true, or its range in fetch.allowed_networks"
-)
-
-
 @contextlib.contextmanager
 def translate_failures(url: str, target: httpx.URL, timeout: float) -> Iterator[None]:
     """Turn what the network, aiohttp and httpx raise into one FetchError that names `url`."""
@@ -491,7 +485,7 @@ def translate_failures(url: str, target: httpx.URL, timeout: float) -> Iterator[
     try:
         yield
     except AddressRefused as exc:
-        cause = f"refused: {exc} ({PRIVATE_HINT})"
+        cause = f"refused: {exc}" if exc.explained else f"refused: {exc} ({exc.remedy})"
         raise FetchError(url, cause, kind="blocked", transient=False) from None
     except httpx.InvalidURL as exc:
         raise FetchError(url, f"not a valid URL: {exc}", kind="url", transient=False) from None

@@ -61,14 +61,30 @@ _ALWAYS_REFUSED = frozenset({"a link-local", "a cloud metadata"})
 class AddressRefused(Exception):
     """A host resolved to an address that may not be fetched."""
 
-    def __init__(self, host: str, address: IPAddress, category: str, hint: str = "") -> None:
+    def __init__(
+        self, host: str, address: IPAddress, category: str, *, explained: bool = False
+    ) -> None:
+        """`explained`: the message ends with `remedy`, the setting that lets it through."""
         if host.strip("[]") == str(address):
             message = f"{address} is {category}"
         else:
             message = f"{host} resolves to {address}, {category}"
-        super().__init__(message + hint)
+        self.remedy = _how_to_allow(address)
+        super().__init__(f"{message} ({self.remedy})" if explained else message)
+        self.explained = explained
         self.host = host
         self.address = address
+
+
+def _how_to_allow(ip: IPAddress) -> str:
+    """The setting that lets a refused address through, for a user who means to fetch it:
+    link-local and cloud metadata addresses pass only when named in fetch.allowed_networks."""
+    if refused_category(ip, private_allowed=True) is None:
+        return (
+            "to allow it: fetch.allow_private_networks = true,"
+            " or its range in fetch.allowed_networks"
+        )
+    return "allowed only through fetch.allowed_networks"
 
 
 def parse_address(address: str) -> IPAddress:
@@ -112,15 +128,13 @@ class AddressGuard:
         `private_allowed`: every range but link-local and cloud metadata let through."""
         self._allow = tuple(parse_network(network) for network in allow)
         self._private_allowed = private_allowed
-        # Why an intranet setup still refuses this address, and the way to let it through.
-        self._hint = " (allowed only through fetch.allowed_networks)" if private_allowed else ""
 
     def check(self, host: str, address: str) -> None:
         """AddressRefused when `host`'s `address` may not be fetched."""
         ip = parse_address(address)
         category = refused_category(ip, private_allowed=self._private_allowed)
         if category is not None and not any(ip in network for network in self._allow):
-            raise AddressRefused(host, ip, category, self._hint)
+            raise AddressRefused(host, ip, category, explained=self._private_allowed)
 
     async def checked_addresses(self, host: str, port: int) -> list[str]:
         """Every address `host` resolves to, or AddressRefused if any one of them is refused."""
