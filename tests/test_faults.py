@@ -713,7 +713,7 @@ SLOW_ITEMS = 60
 SLOW_PAGE = 0.5  # seconds each page takes to answer: 15 s of pages at fetch.per_host = 2
 MAX_TIME = 10.0  # --max-time of each run, in seconds
 MAX_RUNS = 10
-SUMMARY_SECONDS = re.compile(r" in (\d+\.\d) s")
+SUMMARY_SECONDS = re.compile(r"new stor(?:y|ies), (\d+\.\d) s")  # the run's seconds
 
 
 @dataclass(frozen=True)
