@@ -20,7 +20,8 @@ import pytest
 from newsfold.config import DedupSettings
 from newsfold.fold import FoldDecision, FoldPlan, FoldRules, Found, plan
 from newsfold.model import Article
-from newsfold.store import PlannedArticle, Store, open_store
+from newsfold.store import PlannedArticle, Store, open_store, schema
+from newsfold.store.search import create_search_index
 
 PG_URL = os.environ.get("NEWSFOLD_TEST_PG", "postgresql://root@127.0.0.1:5432/test")
 
@@ -106,3 +107,8 @@ def label_plan(label: str) -> FoldPlan:
 
 def labelled(article: Article, label: str) -> PlannedArticle:
     return PlannedArticle(article, label_plan(label))
+
+
+def schema_before_search() -> int:
+    """The schema version of a store made before full-text search (its migration is next)."""
+    return schema.MIGRATIONS.index(create_search_index)

@@ -10,6 +10,7 @@ import pytest
 
 from newsfold.store import open_store, schema
 from tests.cli_helpers import Workspace, run_in_terminal
+from tests.stores import schema_before_search
 from tests.test_search import save
 
 WIRE = (
@@ -100,7 +101,7 @@ def test_the_upgrade_that_builds_the_index_shows_a_bar(
 ) -> None:
     """A store made before search gets its index on the next command, a bar on a terminal."""
     workspace = Workspace.create(tmp_path)
-    monkeypatch.setattr(schema, "LATEST", schema.LATEST - 1)
+    monkeypatch.setattr(schema, "LATEST", schema_before_search())
     store = open_store(f"sqlite:///{workspace.db}")
     try:
         store.migrate()
