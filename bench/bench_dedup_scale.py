@@ -264,8 +264,12 @@ class TimedRules(FoldRules):
 
     clock: FoldClock = field(default_factory=FoldClock)
 
-    def decide(self, plan: FoldPlan, found: Found) -> FoldDecision:
+    def linked(self, plan: FoldPlan, found: Found) -> tuple[int, ...]:
         self.clock.candidates += len(found.candidates)
+        with self.clock.fold.timing():
+            return fold.linked_components(plan, found, self.settings)
+
+    def decide(self, plan: FoldPlan, found: Found) -> FoldDecision:
         with self.clock.fold.timing():
             return fold.decide(plan, found, self.settings)
 
@@ -549,7 +553,7 @@ def no_look_up(*args: Any) -> Found:
 
 def new_story(plan: FoldPlan, found: Found, settings: DedupSettings) -> FoldDecision:
     """No dedup: every article starts its own story."""
-    return FoldDecision(None)
+    return fold.NEW_STORY
 
 
 def text_hashes_only(texts: list[str], settings: DedupSettings) -> list[FoldPlan]:

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from newsfold.config import DedupSettings
-from newsfold.fold import FoldDecision, FoldPlan, FoldRules, Found, plan
+from newsfold.fold import FoldDecision, FoldPlan, FoldRules, Found, Placement, plan
 from newsfold.model import Article
 from newsfold.store import PlannedArticle, Store, open_store, schema
 from newsfold.store.search import create_search_index
@@ -92,7 +92,8 @@ class SameLabel(FoldRules):
     similarity: float = 1.0
 
     def decide(self, plan: FoldPlan, found: Found) -> FoldDecision:
-        return FoldDecision(found.exact_story, self.similarity)
+        story = None if found.exact is None else found.exact.story_id
+        return FoldDecision(Placement(story), self.similarity)
 
 
 def same_label(now: datetime, similarity: float = 1.0) -> SameLabel:

@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from newsfold.config import DedupSettings
 from newsfold.errors import LockedError, StoreError
-from newsfold.fold import FoldDecision, FoldPlan, FoldRules, Found, Merge, Move, plan
+from newsfold.fold import FoldDecision, FoldPlan, FoldRules, Found, Move, Placement, plan
 from newsfold.model import Article, Entry, FeedSource
 from newsfold.store import FeedUpdate, PlannedArticle, Store, schema
 from newsfold.store.sql import SqlStore
@@ -47,7 +47,7 @@ def article(url: str, text: str = "the story text", feed_id: int = 1) -> Planned
 
 
 SINCE = NOW - SETTINGS.window
-NEW_STORY = FoldDecision(None)
+NEW_STORY = FoldDecision(Placement(None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +225,8 @@ def test_copies_fold_into_one_story(store: Store) -> None:
 
 
 def test_decisions_merge_stories_and_move_articles(store: Store) -> None:
-    """A decision's merges and moves are applied: articles change story, emptied stories go."""
+    """A decision's merges and moves are applied: articles change story, a merged story's id
+    leads to the story that took its articles, a group moved out opens a story."""
     store.add_feed(FeedSource("https://a.example/feed"), NOW)
     fid = feed_id(store, "https://a.example/feed")
 
@@ -234,19 +235,26 @@ def test_decisions_merge_stories_and_move_articles(store: Store) -> None:
         copy = article(url, f"the text of {key}")
         store.record_feed(ok(fid), [entry(key, link=url)], [copy], {key: url}, rules)
 
+    def article_id(key: str) -> int:
+        copies = (a for s in store.stories(None, None) for a in s.articles)
+        return next(a.article_id for a in copies if a.url.endswith(key))
+
     for key in "abc":
         save(key, new_story_each_time)
     ids = {s.url[-1]: s.id for s in store.stories(None, None)}
-    save("d", Decided(SETTINGS, SINCE, FoldDecision(ids["a"], 0.9, (Merge(ids["a"], ids["b"]),))))
-    [c_copy] = next(s.articles for s in store.stories(None, None) if s.id == ids["c"])
-    save(
-        "e",
-        Decided(SETTINGS, SINCE, FoldDecision(None, moves=(Move(c_copy.article_id, None, 0.8),))),
-    )
+    merge = Placement(ids["a"], (Move(article_id("b"), 0.95),), (ids["b"],))
+    save("d", Decided(SETTINGS, SINCE, FoldDecision(merge, 0.9)))
+    split = Placement(None, (Move(article_id("c"), 0.8), Move(article_id("d"), 0.7)))
+    save("e", Decided(SETTINGS, SINCE, FoldDecision(Placement(ids["c"]), 1.0, (split,))))
     found = {s.id: {a.url[-1]: a.similarity for a in s.articles} for s in store.stories(None, None)}
-    assert found[ids["a"]] == {"a": 1.0, "b": 1.0, "d": 0.9}  # b's story merged into a's
-    assert [copies for sid, copies in found.items() if sid != ids["a"]] == [{"c": 0.8, "e": 1.0}]
-    assert store.story(ids["b"]) is None and store.story(ids["c"]) is None
+    assert found == {
+        ids["a"]: {"a": 1.0, "b": 0.95},
+        ids["c"]: {"e": 1.0},
+        max(found): {"c": 0.8, "d": 0.7},
+    }
+    merged = store.story(ids["b"])
+    assert merged is not None and merged.id == ids["a"] and merged.merged_ids == (ids["b"],)
+    assert store.stats()["stories"] == 3
     assert store.check() == []
 
 

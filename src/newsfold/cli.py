@@ -296,6 +296,8 @@ def story(obj: Context, story_id: int, as_json: bool) -> None:
         found = one_story(store, story_id, obj.settings.dedup.preferred_outlets)
     if found is None:
         raise click.ClickException(f"no story {story_id}")
+    if found.id != story_id:
+        click.echo(f"story {story_id} was merged into story {found.id}", err=True)
     if as_json:
         print_json(output.story_json(found))
     else:

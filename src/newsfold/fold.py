@@ -12,8 +12,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from newsfold import cluster, dedup
@@ -55,47 +55,63 @@ def text_lock_key(text_hash: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A stored article that shares an LSH band with a new one."""
+    """A stored article: one that shares an LSH band with a new one, or a member of its group."""
 
     article_id: int
     story_id: int
+    component: int  # the connected group its story belongs to (`Found.group`)
     fingerprint: bytes
     seen_at: datetime
+
+    def print(self) -> dedup.Fingerprint:
+        return dedup.Fingerprint.from_bytes(self.fingerprint)
 
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """What the store found for one plan: the story of the same text, or the candidates."""
+    """What the store found for one plan.
 
-    exact_story: int | None
+    `exact` is an article of the very same text; else `candidates` share an LSH band with it,
+    and `group` holds every article of the components (`linked_components`) the folding ones
+    belong to: the stories a new article can merge, split or join.
+    """
+
+    exact: Candidate | None
     candidates: tuple[Candidate, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Merge:
-    """Story `absorbed` is one text with story `story_id`: its articles join it and it goes."""
-
-    story_id: int
-    absorbed: int
+    group: tuple[Candidate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    """A stored article that belongs elsewhere: to `story_id`, or None: the decided story."""
+    """A stored article that goes to another story, and its similarity there."""
 
     article_id: int
-    story_id: int | None
     similarity: float
 
 
 @dataclass(frozen=True, slots=True)
-class FoldDecision:
-    """Where the article goes (None: a new story), its similarity there, what else changes."""
+class Placement:
+    """One story after a fold: kept (its id) or new (None), the stored articles that move into
+    it and the stories merged into it (they lead here from now on)."""
 
     story_id: int | None
-    similarity: float = 1.0
-    merges: tuple[Merge, ...] = ()
     moves: tuple[Move, ...] = ()
+    absorbed: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FoldDecision:
+    """The article's story and its similarity there, and the other stories of its group that
+    change (an article that shows two stories to be one merges them; one that no longer fits
+    its story moves)."""
+
+    story: Placement
+    similarity: float = 1.0
+    others: tuple[Placement, ...] = ()
+
+
+NEW_STORY = FoldDecision(Placement(None))
+MAX_GROUP = 150  # articles regrouped at most; past it the article joins its best story
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,31 +121,86 @@ class FoldRules:
     settings: DedupSettings
     since: datetime
 
+    def linked(self, plan: FoldPlan, found: Found) -> tuple[int, ...]:
+        return linked_components(plan, found, self.settings)
+
     def decide(self, plan: FoldPlan, found: Found) -> FoldDecision:
         return decide(plan, found, self.settings)
 
 
-def decide(plan: FoldPlan, found: Found, settings: DedupSettings) -> FoldDecision:
-    """The same text joins its story; else the best verified candidate's story; else a new one.
-
-    No chaining: a new article joins one story (cluster.choose_story).
-    """
-    if found.exact_story is not None:
-        return FoldDecision(found.exact_story, 1.0)
-    scored = [
-        (
-            c.story_id,
-            dedup.compare(plan.fingerprint, dedup.Fingerprint.from_bytes(c.fingerprint), settings),
-        )
+def linked_components(plan: FoldPlan, found: Found, settings: DedupSettings) -> tuple[int, ...]:
+    """The components a new article touches: its exact text's, else those of the candidates it
+    folds with, ascending. The store locks them and loads their articles as `Found.group`."""
+    if found.exact is not None:
+        return (found.exact.component,)
+    folding = {
+        c.component
         for c in found.candidates
+        if dedup.compare(plan.fingerprint, c.print(), settings).folds
+    }
+    return tuple(sorted(folding))
+
+
+def decide(plan: FoldPlan, found: Found, settings: DedupSettings) -> FoldDecision:
+    """The same text joins its story; an article that folds with none opens one; else its
+    group (every article of the components it touches, and itself) is clustered afresh
+    (`cluster.regroup`), so the stories are those of the set of articles, whatever the order
+    they came in. A group past MAX_GROUP is not regrouped: the article joins its best story.
+    """
+    if found.exact is not None:
+        return FoldDecision(Placement(found.exact.story_id))
+    if not found.group:
+        return NEW_STORY
+    if len(found.group) >= MAX_GROUP:
+        return _join_best(plan, found.candidates, settings)
+    return _regroup(plan, found.group, settings)
+
+
+def _regroup(plan: FoldPlan, group: Sequence[Candidate], settings: DedupSettings) -> FoldDecision:
+    """The group with the new article (key None) clustered afresh, as placements."""
+    placed: list[cluster.Placed[int | None]] = [
+        cluster.Placed(m.article_id, m.story_id, m.print()) for m in group
+    ]
+    placed.append(cluster.Placed(None, None, plan.fingerprint))
+    prints = {p.key: p.fingerprint for p in placed}
+    story_of = {m.article_id: m.story_id for m in group}
+    article = NEW_STORY
+    others = []
+    for regrouped in cluster.regroup(placed, settings):
+        keys = regrouped.members
+        moves = tuple(
+            Move(key, _similarity_in(key, keys, prints, settings))
+            for key in keys
+            if key is not None and story_of[key] != regrouped.story
+        )
+        placement = Placement(regrouped.story, moves, regrouped.absorbed)
+        if None in keys:
+            article = FoldDecision(placement, _similarity_in(None, keys, prints, settings))
+        elif moves or regrouped.absorbed:
+            others.append(placement)
+    return replace(article, others=tuple(others))
+
+
+def _join_best(
+    plan: FoldPlan, candidates: Sequence[Candidate], settings: DedupSettings
+) -> FoldDecision:
+    scored = [
+        (c.story_id, dedup.compare(plan.fingerprint, c.print(), settings)) for c in candidates
     ]
     story_id = cluster.choose_story(scored)
-    return FoldDecision(story_id, _similarity(story_id, scored))
+    return FoldDecision(Placement(story_id), _best(sim for sid, sim in scored if sid == story_id))
 
 
-def _similarity(story_id: int | None, scored: Sequence[tuple[int, dedup.Similarity]]) -> float:
-    """The best estimate against the chosen story's members (1.0 for a new story)."""
-    return max(
-        (max(sim.containment_est, sim.jaccard_est) for sid, sim in scored if sid == story_id),
-        default=1.0,
-    )
+def _similarity_in(
+    key: int | None,
+    members: Sequence[int | None],
+    prints: dict[int | None, dedup.Fingerprint],
+    settings: DedupSettings,
+) -> float:
+    """An article's similarity in its story: its best against the other members."""
+    return _best(dedup.compare(prints[key], prints[k], settings) for k in members if k != key)
+
+
+def _best(sims: Iterable[dedup.Similarity]) -> float:
+    """The best estimate of some pairs (1.0 for none: a story's only article)."""
+    return max((max(s.containment_est, s.jaccard_est) for s in sims), default=1.0)

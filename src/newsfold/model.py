@@ -149,6 +149,7 @@ class Story:
     url: str
     first_seen: datetime
     articles: tuple[StoryArticle, ...] = field(default_factory=tuple)
+    merged_ids: tuple[int, ...] = ()  # stories found later to be this one, merged into it
 
     @property
     def published(self) -> datetime | None:

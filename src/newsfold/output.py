@@ -87,6 +87,7 @@ def story_json(story: Story) -> dict[str, Any]:
             }
             for copy in story.articles
         ],
+        "merged_ids": list(story.merged_ids),
     }
 
 

@@ -44,9 +44,21 @@ class AdminSql(SqlBase):
             if unfolded:
                 problems.append(f"{unfolded} articles belong to no story")
             members = select(articles.c.id).where(articles.c.story_id == stories.c.id).exists()
-            empty = conn.execute(select(func.count()).select_from(stories).where(~members)).scalar()
+            empty = conn.execute(
+                select(func.count())
+                .select_from(stories)
+                .where(~members, stories.c.merged_into.is_(None))
+            ).scalar()
             if empty:
                 problems.append(f"{empty} stories have no article")
+            count = select(func.count()).where(articles.c.story_id == stories.c.id)
+            miscounted = conn.execute(
+                select(func.count())
+                .select_from(stories)
+                .where(stories.c.article_count != count.scalar_subquery())
+            ).scalar()
+            if miscounted:
+                problems.append(f"{miscounted} stories count their articles wrongly")
         return problems
 
     def record_run(self, worker: str, started: datetime, finished: datetime, report: str) -> None:
@@ -69,7 +81,7 @@ class AdminSql(SqlBase):
                 "feeds": count(select(func.count()).select_from(feeds)),
                 "feeds_failing": count(select(func.count()).where(feeds.c.status == "error")),
                 "articles": count(select(func.count()).select_from(articles)),
-                "stories": count(select(func.count()).select_from(stories)),
+                "stories": count(select(func.count()).where(stories.c.merged_into.is_(None))),
                 "last_run": conn.execute(select(func.max(runs.c.finished_at))).scalar(),
                 "schema_version": schema.current_version(conn),
                 "workers": self._recent_workers(conn),

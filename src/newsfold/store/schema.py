@@ -101,8 +101,13 @@ stories = Table(
     Column("first_seen", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("article_count", Integer, nullable=False, default=1),
+    # Merged into another story: no articles left, its id leads to the surviving story.
+    Column("merged_into", Integer),
+    # The connected group of stories whose articles fold with each other's (None: its own id).
+    Column("component", Integer),
     Index("ix_stories_updated_at", "updated_at"),
     Index("ix_stories_first_seen", "first_seen"),
+    Index("ix_stories_component", "component"),
 )
 
 articles = Table(
@@ -248,6 +253,15 @@ def _add_columns(table: Table, *names: str) -> Migration:
     return add
 
 
+def _story_merges(conn: Connection, progress: Progress) -> None:
+    """Stories that merge and the components they regroup in (today's stories are each their
+    own component)."""
+    _add_columns(stories, "merged_into", "component")(conn, progress)
+    next(i for i in stories.indexes if i.name == "ix_stories_component").create(
+        conn, checkfirst=True
+    )
+
+
 def _create(*tables: Table) -> Migration:
     def create(conn: Connection, progress: Progress) -> None:
         metadata.create_all(conn, tables=list(tables))
@@ -264,6 +278,7 @@ MIGRATIONS: list[Migration] = [
     create_search_index,
     _add_columns(feeds, "page_failures"),
     _add_columns(feeds, "pending_entries"),
+    _story_merges,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -12,10 +12,21 @@ entries (6,400 by default), where row locks cost nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, any_, bindparam, delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 
 from newsfold.fold import Candidate, FoldDecision, FoldPlan, FoldRules, Found
@@ -33,11 +44,17 @@ from newsfold.store.schema import (
 )
 
 LOCK_BUCKETS = 1 << 20  # dedup keys share a lock row only by chance: 58 keys an article
+MERGE_HOPS = 64  # merged ids are redirected to the last survivor; a chain is a safeguard only
+COMPONENT_LOCKS = 0x6E66  # the first key of the advisory locks on components ("nf")
 
 
 class StoriesSql(SqlBase):
     def stories(self, since: datetime | None, limit: int | None) -> list[Story]:
-        query = select(stories.c.id).order_by(stories.c.first_seen.desc(), stories.c.id.desc())
+        query = (
+            select(stories.c.id)
+            .where(stories.c.merged_into.is_(None))
+            .order_by(stories.c.first_seen.desc(), stories.c.id.desc())
+        )
         if since is not None:
             query = query.where(stories.c.updated_at >= since)
         if limit:
@@ -47,7 +64,16 @@ class StoriesSql(SqlBase):
             return _load_stories(conn, ids)
 
     def story(self, story_id: int) -> Story | None:
-        found = self.stories_by_id([story_id])
+        """The story of this id, or the one it was merged into (its `merged_ids` hold the id)."""
+        with self._read() as conn:
+            for _ in range(MERGE_HOPS):
+                into = conn.execute(
+                    select(stories.c.merged_into).where(stories.c.id == story_id)
+                ).scalar()
+                if into is None:
+                    break
+                story_id = into
+            found = _load_stories(conn, [story_id])
         return found[0] if found else None
 
     def stories_by_id(self, ids: Sequence[int]) -> list[Story]:
@@ -118,17 +144,13 @@ def lock_keys(conn: Connection, keys: Iterable[int]) -> None:
 def fold_article(
     conn: Connection, article_id: int, plan: FoldPlan, rules: FoldRules, now: datetime
 ) -> bool:
-    """Place a saved article in its story and keep its dedup rows; whether it opened a story."""
-    decision = rules.decide(plan, look_up(conn, article_id, plan, rules.since))
-    story_id = decision.story_id
-    if story_id is None:
-        story_id = insert_id(
-            conn, stories.insert().values(first_seen=now, updated_at=now, article_count=1)
-        )
-    else:
-        conn.execute(_JOIN_STORY, {"b_id": story_id, "updated_at": now})
-    place = {"b_id": article_id, "story_id": story_id, "similarity": decision.similarity}
-    conn.execute(_PLACE_ARTICLE, place)
+    """Place a saved article in its story, regrouping the stories it links, and keep its dedup
+    rows; whether it opened a story."""
+    found, components = _look_up_locked(conn, article_id, plan, rules)
+    if found.exact is None and components:
+        found = replace(found, group=_group(conn, components))
+    decision = rules.decide(plan, found)
+    _apply(conn, article_id, decision, components, now)
     conn.execute(
         fingerprints.insert(),
         {"article_id": article_id, "data": plan.fingerprint.to_bytes(), "seen_at": now},
@@ -139,53 +161,131 @@ def fold_article(
             {"band_key": k, "article_id": article_id, "seen_at": seen_at} for k in plan.band_keys
         ]
         conn.execute(dedup_bands.insert(), rows)
-    if decision.merges or decision.moves:
-        _merge_and_move(conn, story_id, decision, now)
-    return decision.story_id is None
+    return decision.story.story_id is None
 
 
 def look_up(conn: Connection, article_id: int, plan: FoldPlan, since: datetime) -> Found:
-    """The story holding the same text, else the candidates within the window."""
+    """An article of the same text, else the candidates within the window."""
     params = {"content_hash": plan.text_hash, "exclude": article_id}
-    exact = conn.execute(_STORY_WITH_TEXT, params).scalar()
+    exact = conn.execute(_ARTICLE_WITH_TEXT, params).first()
     if exact is not None or not plan.band_keys:
-        return Found(None if exact is None else int(exact))
+        return Found(None if exact is None else _candidate(exact))
     found = conn.execute(_CANDIDATES, {"keys": list(plan.band_keys)})
-    return Found(
-        None,
-        tuple(
-            Candidate(row.id, row.story_id, row.data, row.seen_at)
-            for row in found
-            if row.seen_at >= since
-        ),
+    return Found(None, tuple(_candidate(row) for row in found if row.seen_at >= since))
+
+
+def _look_up_locked(
+    conn: Connection, article_id: int, plan: FoldPlan, rules: FoldRules
+) -> tuple[Found, tuple[int, ...]]:
+    """What the store holds for the article and the components it links, those locked.
+
+    On PostgreSQL each component is locked before it is read, so two workers never regroup
+    one component at once. Another worker may have merged components while this one waited:
+    the look-up runs again until every component it links is locked (two workers that lock
+    components in opposite orders deadlock; PostgreSQL aborts one, whose transaction is run
+    again).
+    """
+    found = look_up(conn, article_id, plan, rules.since)
+    components = rules.linked(plan, found)
+    if conn.dialect.name == "sqlite":  # one writer at a time
+        return found, components
+    locked: set[int] = set()
+    while not locked.issuperset(components):
+        for component in sorted(set(components) - locked):
+            conn.execute(_LOCK_COMPONENT, {"component": component})
+        locked.update(components)
+        found = look_up(conn, article_id, plan, rules.since)
+        components = rules.linked(plan, found)
+    return found, components
+
+
+def _group(conn: Connection, components: Sequence[int]) -> tuple[Candidate, ...]:
+    """Every folded article of the stories of these components."""
+    query = _MEMBERS.where(_in_components(components))
+    return tuple(_candidate(row) for row in conn.execute(query))
+
+
+def _apply(
+    conn: Connection,
+    article_id: int,
+    decision: FoldDecision,
+    components: Sequence[int],
+    now: datetime,
+) -> None:
+    """Place the article, then whatever its decision regroups: stored articles that move,
+    stories merged away (they keep their row, empty, leading to the story that took them)."""
+    component = components[0] if components else None
+    story_id = _join_or_open(conn, decision.story.story_id, component, now)
+    conn.execute(
+        _PLACE_ARTICLE,
+        {"b_id": article_id, "story_id": story_id, "similarity": decision.similarity},
     )
+    placed = [(story_id, decision.story)]
+    placed += [
+        (_open(conn, component, now, 0) if p.story_id is None else p.story_id, p)
+        for p in decision.others
+    ]
+    moved = [
+        {"b_id": m.article_id, "story_id": target, "similarity": m.similarity}
+        for target, placement in placed
+        for m in placement.moves
+    ]
+    touched = {target for target, _ in placed}
+    if moved:
+        left = select(articles.c.story_id).where(articles.c.id.in_([m["b_id"] for m in moved]))
+        touched.update(conn.execute(left).scalars())
+        conn.execute(_PLACE_ARTICLE, moved)
+    for target, placement in placed:
+        if placement.absorbed:
+            absorbed = list(placement.absorbed)
+            redirect = update(stories).where(
+                stories.c.id.in_(absorbed) | stories.c.merged_into.in_(absorbed)
+            )
+            conn.execute(redirect.values(merged_into=target, article_count=0, updated_at=now))
+    if len(components) > 1:
+        joined = update(stories).where(_in_components(components))
+        conn.execute(joined.values(component=component))
+    if moved:
+        _recount_stories(conn, stories.c.id.in_(sorted(touched)))
 
 
-def _merge_and_move(conn: Connection, story_id: int, decision: FoldDecision, now: datetime) -> None:
-    """Apply a decision's merges and moves; stories left empty go, the others are recounted."""
-    touched = {story_id}
-    for merge in decision.merges:
-        joined = update(articles).where(articles.c.story_id == merge.absorbed)
-        conn.execute(joined.values(story_id=merge.story_id))
-        touched |= {merge.story_id, merge.absorbed}
-    for move in decision.moves:
-        old = conn.execute(select(articles.c.story_id).where(articles.c.id == move.article_id))
-        to = story_id if move.story_id is None else move.story_id
-        place = {"b_id": move.article_id, "story_id": to, "similarity": move.similarity}
-        conn.execute(_PLACE_ARTICLE, place)
-        touched |= {to, *old.scalars()}
-    ids = sorted(touched)
-    _drop_empty_stories(conn, ids)
-    _recount_stories(conn, ids)
-    conn.execute(update(stories).where(stories.c.id.in_(ids)).values(updated_at=now))
+def _join_or_open(
+    conn: Connection, story_id: int | None, component: int | None, now: datetime
+) -> int:
+    """The story the new article goes to: a kept one counts it, a new one is opened."""
+    if story_id is None:
+        return _open(conn, component, now, article_count=1)
+    conn.execute(_JOIN_STORY, {"b_id": story_id, "updated_at": now})
+    return story_id
+
+
+def _open(conn: Connection, component: int | None, now: datetime, article_count: int) -> int:
+    values = {"first_seen": now, "updated_at": now, "article_count": article_count}
+    return insert_id(conn, stories.insert().values(component=component, **values))
+
+
+def _in_components(components: Sequence[int]) -> Any:
+    """The condition for stories of these components (a story without one is its own)."""
+    ids = list(components)
+    return (stories.c.component.in_(ids)) | (stories.c.component.is_(None) & stories.c.id.in_(ids))
+
+
+def _candidate(row: Any) -> Candidate:
+    return Candidate(row.id, row.story_id, row.component, row.data, row.seen_at)
 
 
 def _load_stories(conn: Connection, ids: list[int]) -> list[Story]:
     copies: dict[int, list[StoryArticle]] = {i: [] for i in ids}
     heads: dict[int, Any] = {}
+    merged: dict[int, list[int]] = {i: [] for i in ids}
     for chunk in chunks(ids):
         for row in conn.execute(select(stories).where(stories.c.id.in_(chunk))):
             heads[row.id] = row
+        absorbed = select(stories.c.id, stories.c.merged_into).where(
+            stories.c.merged_into.in_(chunk)
+        )
+        for row in conn.execute(absorbed.order_by(stories.c.id)):
+            merged[row.merged_into].append(row.id)
         feed_url = (
             select(feeds.c.url)
             .join(entries, entries.c.feed_id == feeds.c.id)
@@ -213,23 +313,24 @@ def _load_stories(conn: Connection, ids: list[int]) -> list[Story]:
                 url=first.url,
                 first_seen=heads[story_id].first_seen,
                 articles=tuple(copies[story_id]),
+                merged_ids=tuple(merged[story_id]),
             )
         )
     return result
 
 
-def _drop_empty_stories(conn: Connection, ids: Sequence[int] | None = None) -> None:
-    """Remove the stories (of `ids`, else all) that no article belongs to."""
+def _drop_empty_stories(conn: Connection) -> None:
+    """Remove the stories that no article belongs to (a merged story's row stays: it leads to
+    the story that took its articles)."""
     members = select(articles.c.id).where(articles.c.story_id == stories.c.id).exists()
-    empty = delete(stories).where(~members)
-    conn.execute(empty if ids is None else empty.where(stories.c.id.in_(ids)))
+    conn.execute(delete(stories).where(~members, stories.c.merged_into.is_(None)))
 
 
-def _recount_stories(conn: Connection, ids: Sequence[int] | None = None) -> None:
-    """Set the article count of the stories of `ids`, else of all."""
+def _recount_stories(conn: Connection, which: Any = None) -> None:
+    """Set the article count of the stories `which` selects, else of all."""
     count = select(func.count()).where(articles.c.story_id == stories.c.id).scalar_subquery()
     recount = update(stories).values(article_count=count)
-    conn.execute(recount if ids is None else recount.where(stories.c.id.in_(ids)))
+    conn.execute(recount if which is None else recount.where(which))
 
 
 # Built once: statements run for every new article reuse their compiled form.
@@ -251,12 +352,21 @@ _JOIN_STORY = (
     .values(article_count=stories.c.article_count + 1)
 )
 _PLACE_ARTICLE = update(articles).where(articles.c.id == bindparam("b_id"))
-_STORY_WITH_TEXT = (
-    select(articles.c.story_id)
-    .where(
+_LOCK_COMPONENT = text("SELECT pg_advisory_xact_lock(:space, :component)").bindparams(
+    space=COMPONENT_LOCKS
+)
+_COMPONENT = func.coalesce(stories.c.component, stories.c.id).label("component")
+_MEMBERS = (
+    select(
+        articles.c.id, articles.c.story_id, _COMPONENT, fingerprints.c.data, fingerprints.c.seen_at
+    )
+    .join(fingerprints, fingerprints.c.article_id == articles.c.id)
+    .join(stories, stories.c.id == articles.c.story_id)
+)
+_ARTICLE_WITH_TEXT = (
+    _MEMBERS.where(
         articles.c.content_hash == bindparam("content_hash"),
         articles.c.id != bindparam("exclude"),
-        articles.c.story_id.is_not(None),
     )
     .order_by(articles.c.id)
     .limit(1)
@@ -268,8 +378,4 @@ _BAND_MATCHES = (
     .where(dedup_bands.c.band_key.in_(bindparam("keys", expanding=True)))
     .distinct()
 )
-_CANDIDATES = (
-    select(articles.c.id, articles.c.story_id, fingerprints.c.data, fingerprints.c.seen_at)
-    .join(fingerprints, fingerprints.c.article_id == articles.c.id)
-    .where(articles.c.id.in_(_BAND_MATCHES), articles.c.story_id.is_not(None))
-)
+_CANDIDATES = _MEMBERS.where(articles.c.id.in_(_BAND_MATCHES))
