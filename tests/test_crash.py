@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from newsfold.pipeline import COMMIT_SLICE
 from newsfold.store.sql import SqlStore
 from tests.cli_helpers import Stories, Workspace, kill_session, live_processes, normalised
 from tests.server import FeedServer, RequestHandler, article_text, rss
@@ -292,3 +293,40 @@ def test_check_finds_a_damaged_store(
     assert done.returncode == 1
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert problem in done.stderr
+
+
+def test_a_run_killed_mid_feed_is_carried_on_by_the_next_one(
+    private_server: FeedServer, tmp_path: Path
+) -> None:
+    """A feed longer than one commit slice, its run killed after the first slice: the very next
+    plain `run` takes the feed again (it is due at once, not after schedule.min_interval) and
+    stores the rest, each article once."""
+    entries = 2 * COMMIT_SLICE + 10
+    items = []
+    for i in range(entries):
+        body = "".join(f"<p>{p}</p>" for p in article_text(f"long-feed-{i}", 3))
+        page = (
+            f"<!doctype html><html><body><article><h1>Item {i}</h1>{body}</article></body></html>"
+        )
+
+        def answer(handler: RequestHandler, html: bytes = page.encode()) -> None:
+            if not handler.wait(0.02):
+                handler.send_body(html, content_type="text/html; charset=utf-8")
+
+        url = private_server.add_handler(f"/crash/long/{i}.html", answer)
+        items.append(f"<item><title>Item {i}</title><link>{url}</link><guid>long-{i}</guid></item>")
+    feed = private_server.add("/crash/long.xml", rss("\n".join(items), "long feed"))
+    workspace = Workspace.create(tmp_path, [feed], **SETTINGS)
+    process = workspace.start("run")
+    try:
+        wait_until(lambda: committed_articles(workspace.db) >= COMMIT_SLICE)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        kill_session(process)
+        process.communicate()
+    assert committed_articles(workspace.db) < entries
+    rerun = workspace.run("run")
+    assert rerun.returncode == 0, rerun.stderr
+    assert committed_articles(workspace.db) == entries
+    assert workspace.run("check").stdout == "store ok\n"

@@ -81,10 +81,24 @@ def test_demo_folds_the_wire_copies_and_nothing_else(
     """The kept store: each wire story's copies in one story; templated weather and market reports,
     and every other story, each alone."""
     ws, kept, _ = demo
+    assert kept_stories(ws, kept) == expected_stories()
+
+
+def test_demo_makes_the_same_stories_run_after_run(tmp_path: Path) -> None:
+    """Feeds are checked concurrently, so copies arrive in another order each run: the stories
+    are the same every time (bench/bench_demo.py runs it 50 times)."""
+    ws = Workspace.create(tmp_path)
+    for run in range(3):
+        kept = tmp_path / f"run-{run}.db"
+        ws.ok("demo", "--keep", str(kept))
+        assert kept_stories(ws, kept) == expected_stories(), f"run {run}"
+
+
+def kept_stories(ws: Workspace, kept: Path) -> set[frozenset[str]]:
+    """The stories of a kept demo store, as the page paths each holds."""
     export = ws.ok("--db", str(kept), "export", "--format", "jsonl").splitlines()
     stories = [json.loads(line) for line in export]
-    got = {frozenset(urlsplit(a["url"]).path for a in s["articles"]) for s in stories}
-    assert got == expected_stories()
+    return {frozenset(urlsplit(a["url"]).path for a in s["articles"]) for s in stories}
 
 
 def test_demo_texts_and_summaries_start_at_the_story(

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Generic, Literal, TypeVar
 
 import numpy as np
@@ -92,19 +93,7 @@ def cluster(
         nodes.setdefault(fp.text_hash, []).append(index)
     order = sorted(nodes)
     pairs = _Pairs([fingerprints[nodes[h][0]] for h in order], settings)
-    groups = [[i] for i in range(len(order))]
-    while len(groups) > 1:
-        best: tuple[float, float, int, int] | None = None
-        for x in range(len(groups)):
-            for y in range(x + 1, len(groups)):
-                link = pairs.link(groups[x], groups[y], linkage)
-                if link is not None:
-                    candidate = (*link, -x, -y)
-                    best = candidate if best is None else max(best, candidate)
-        if best is None:
-            break
-        x, y = -best[2], -best[3]
-        groups[x] += groups.pop(y)
+    groups = _Agglomeration(pairs, linkage).groups()
     return sorted(sorted(i for node in group for i in nodes[order[node]]) for group in groups)
 
 
@@ -113,14 +102,14 @@ class _Pairs:
 
     def __init__(self, prints: Sequence[Fingerprint], settings: DedupSettings) -> None:
         size = len(prints)
-        self.folds = np.eye(size, dtype=bool)
-        self.agree = np.eye(size, dtype=bool)  # folds, or shares a part without contradiction
+        self.folds = np.zeros((size, size), dtype=bool)
+        self.agree = np.zeros((size, size), dtype=bool)  # folds, or shares a part, no contradiction
         self.contradict = np.zeros((size, size), dtype=bool)  # different news (`compare`)
         self.near = np.zeros((size, size), dtype=bool)  # folds and is most of the same text
-        self.strength = np.eye(size)
+        self.strength = np.zeros((size, size))
         for i in range(size):
             for j in range(i + 1, size):
-                sim = compare(prints[i], prints[j], settings)
+                sim = verdict(prints[i], prints[j], settings)
                 related = sim.containment_est >= RELATED
                 values = {
                     "folds": sim.folds,
@@ -133,27 +122,79 @@ class _Pairs:
                     matrix = getattr(self, name)
                     matrix[i, j] = matrix[j, i] = value
 
-    def link(self, x: list[int], y: list[int], linkage: Linkage) -> tuple[float, float] | None:
-        """(share of folding pairs, mean containment) across two groups, None: stay apart."""
-        across = np.ix_(x, y)
-        folds = self.folds[across]
-        if not folds.any():
-            return None
-        share = float(folds.mean()), float(self.strength[across].mean())
-        if linkage == "single":
-            return share
-        if linkage == "complete":
-            return share if folds.all() else None
-        if linkage == "folds-only":
-            return share if share[0] > LINKAGE_SHARE else None
-        if self.agree[across].mean() > LINKAGE_SHARE:
-            return share
-        if self.contradict[across].any():
-            return None
+    def anchored(self, x: list[int], y: list[int]) -> bool:
+        """Whether a pair across folds where one side has a near-copy in its own group."""
+        folds = self.folds[np.ix_(x, y)]
         anchored_x = np.asarray(self.near[np.ix_(x, x)].any(axis=1))
         anchored_y = np.asarray(self.near[np.ix_(y, y)].any(axis=1))
-        anchored = (folds & anchored_x[:, None]).any() or (folds & anchored_y[None, :]).any()
-        return share if anchored else None
+        return bool((folds & anchored_x[:, None]).any() or (folds & anchored_y[None, :]).any())
+
+
+def verdict(a: Fingerprint, b: Fingerprint, settings: DedupSettings) -> Similarity:
+    """`compare`, remembered: a story regrouped as each copy arrives compares its pairs again.
+    (`compare` is symmetric; one order of the two serves both.)"""
+    return _remembered(*sorted((a, b), key=lambda fp: fp.text_hash), settings)
+
+
+@lru_cache(maxsize=1 << 17)
+def _remembered(a: Fingerprint, b: Fingerprint, settings: DedupSettings) -> Similarity:
+    return compare(a, b, settings)
+
+
+class _Agglomeration:
+    """Groups of nodes merged two at a time, the strongest link first, while a link holds.
+
+    Sums over the pairs across every two groups are kept (a merge adds one group's rows and
+    columns to the other's), so each step weighs every pair of groups at once. A group keeps
+    the slot of its first node: slots order groups as the nodes are, and break ties.
+    """
+
+    def __init__(self, pairs: _Pairs, linkage: Linkage) -> None:
+        self.pairs, self.linkage = pairs, linkage
+        self.members = {i: [i] for i in range(len(pairs.folds))}
+        self.folds = pairs.folds.astype(np.int64)
+        self.agree = pairs.agree.astype(np.int64)
+        self.contradict = pairs.contradict.astype(np.int64)
+        self.strength = pairs.strength.copy()
+        self.sizes = np.ones(len(pairs.folds), dtype=np.int64)
+
+    def groups(self) -> list[list[int]]:
+        while len(self.members) > 1:
+            best = self._strongest_link()
+            if best is None:
+                break
+            self._merge(*best)
+        return list(self.members.values())
+
+    def _strongest_link(self) -> tuple[int, int] | None:
+        slots = np.array(sorted(self.members))
+        across = np.ix_(slots, slots)
+        pairs = self.sizes[slots][:, None] * self.sizes[slots][None, :]
+        folds = self.folds[across]
+        linked = np.triu(folds > 0, k=1)
+        share = folds / pairs
+        if self.linkage == "complete":
+            linked &= folds == pairs
+        elif self.linkage == "folds-only":
+            linked &= share > LINKAGE_SHARE
+        elif self.linkage == "average":
+            agreed = self.agree[across] / pairs > LINKAGE_SHARE
+            for x, y in np.argwhere(linked & ~agreed & (self.contradict[across] == 0)):
+                agreed[x, y] = self.pairs.anchored(self.members[slots[x]], self.members[slots[y]])
+            linked &= agreed
+        xs, ys = np.nonzero(linked)
+        if not len(xs):
+            return None
+        strength = self.strength[across][xs, ys] / pairs[xs, ys]
+        best = np.lexsort((-ys, -xs, strength, share[xs, ys]))[-1]
+        return int(slots[xs[best]]), int(slots[ys[best]])
+
+    def _merge(self, x: int, y: int) -> None:
+        for sums in (self.folds, self.agree, self.contradict, self.strength):
+            sums[x, :] += sums[y, :]
+            sums[:, x] += sums[:, y]
+        self.sizes[x] += self.sizes[y]
+        self.members[x] += self.members.pop(y)
 
 
 def regroup(

@@ -109,6 +109,14 @@ class FoldDecision:
     similarity: float = 1.0
     others: tuple[Placement, ...] = ()
 
+    @property
+    def opened(self) -> int:
+        return sum(p.story_id is None for p in (self.story, *self.others))
+
+    @property
+    def merged(self) -> int:
+        return sum(len(p.absorbed) for p in (self.story, *self.others))
+
 
 NEW_STORY = FoldDecision(Placement(None))
 MAX_GROUP = 150  # articles regrouped at most; past it the article joins its best story
@@ -136,7 +144,7 @@ def linked_components(plan: FoldPlan, found: Found, settings: DedupSettings) -> 
     folding = {
         c.component
         for c in found.candidates
-        if dedup.compare(plan.fingerprint, c.print(), settings).folds
+        if cluster.verdict(plan.fingerprint, c.print(), settings).folds
     }
     return tuple(sorted(folding))
 
@@ -185,7 +193,7 @@ def _join_best(
     plan: FoldPlan, candidates: Sequence[Candidate], settings: DedupSettings
 ) -> FoldDecision:
     scored = [
-        (c.story_id, dedup.compare(plan.fingerprint, c.print(), settings)) for c in candidates
+        (c.story_id, cluster.verdict(plan.fingerprint, c.print(), settings)) for c in candidates
     ]
     story_id = cluster.choose_story(scored)
     return FoldDecision(Placement(story_id), _best(sim for sid, sim in scored if sid == story_id))
@@ -198,7 +206,7 @@ def _similarity_in(
     settings: DedupSettings,
 ) -> float:
     """An article's similarity in its story: its best against the other members."""
-    return _best(dedup.compare(prints[key], prints[k], settings) for k in members if k != key)
+    return _best(cluster.verdict(prints[key], prints[k], settings) for k in members if k != key)
 
 
 def _best(sims: Iterable[dedup.Similarity]) -> float:

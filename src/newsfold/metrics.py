@@ -48,7 +48,14 @@ def _run_gauges(registry: CollectorRegistry, report: RunReport, finished: dateti
     _gauge(registry, "run_articles_new", "Articles added by the last run.", report.articles_new)
     skipped = "Article pages not used by the last run (the feed's text kept), by reason."
     _by_label(registry, "run_pages_skipped", skipped, report.pages_skipped, label="reason")
-    _gauge(registry, "run_stories_new", "Stories opened by the last run.", report.stories_new)
+    _gauge(
+        registry,
+        "run_stories_new",
+        "Stories opened less merged by the last run.",
+        report.stories_new,
+    )
+    merged = "Stories the last run found to be one with another and merged."
+    _gauge(registry, "run_stories_merged", merged, report.stories_merged)
     _gauge(registry, "run_duration_seconds", "Wall time of the last run.", report.seconds)
     stopped = "1 if the last run stopped at --max-time."
     _gauge(registry, "run_stopped_early", stopped, report.stopped_early)

@@ -169,7 +169,8 @@ class RunReport:
     entries_deferred: int = 0  # new entries past fetch.max_new_per_feed, left for the next run
     articles_new: int = 0
     articles_from_feed_text: int = 0
-    stories_new: int = 0
+    stories_new: int = 0  # opened less merged: how many more stories the store holds
+    stories_merged: int = 0  # found to be one with another story and merged into it
     pages_skipped: dict[str, int] = field(default_factory=dict)
     stopped_early: bool = False
     seconds: float = 0.0

@@ -305,9 +305,11 @@ class _FeedRunner:
             made, jobs, stopped = await self._next_slice(feed, jobs)
             add_counts(page_failures, made.page_failures)
             left = [job.entry.key for job in jobs]
-            await self._commit_slice(feed, result, parsed, made, left, deferred, page_failures)
-            self.report.entries_new += sum(1 for e in made.entries if e.key not in known)
             stopped = stopped or not jobs
+            await self._commit_slice(
+                feed, result, parsed, made, left, deferred, page_failures, stopped
+            )
+            self.report.entries_new += sum(1 for e in made.entries if e.key not in known)
         self.report.entries_deferred += deferred + len(jobs)
 
     async def _next_slice(
@@ -335,9 +337,12 @@ class _FeedRunner:
         left: list[str],
         deferred: int,
         page_failures: dict[str, int],
+        last: bool,
     ) -> None:
         """Commit a slice of the feed's entries with the feed's state; while entries remain
-        (`left` in this run, `deferred` past the cap) the feed is not up to date."""
+        (`left` in this run, `deferred` past the cap) the feed is not up to date. Until the
+        `last` slice the feed stays leased and is due at once: other workers keep off it while
+        this run goes on, and a run that dies mid-feed leaves the rest to the next one."""
         now = self.clock()
         dates = [e.published for e in parsed.entries if e.published and not e.date_suspect]
         rate = schedule.publishing_interval(dates, now)
@@ -353,7 +358,7 @@ class _FeedRunner:
         unfinished = deferred or left
         if unfinished:
             # Come back soon, and with a full fetch: validators would answer 304 to the backlog.
-            next_check = now + self.settings.schedule.min_interval
+            next_check = now + self.settings.schedule.min_interval if last else now
         update = FeedUpdate(
             feed.id,
             now,
@@ -365,10 +370,12 @@ class _FeedRunner:
             title=parsed.title,
             page_failures=dict(page_failures),
             pending=left,
+            leased_on=not last,
         )
         commit = await self._commit(feed.url, update, made.entries, made.articles, made.links)
         self.report.articles_new += commit.articles_new
         self.report.stories_new += commit.stories_new
+        self.report.stories_merged += commit.stories_merged
 
     async def _plans(self, url: str, texts: list[str]) -> list[fold.FoldPlan]:
         """In the process pool until --max-time, beside the store after it: the workers may

@@ -76,8 +76,11 @@ def summary_line(report: RunReport) -> str:
     outcome = f"{feeds} ({report.feeds_failed} failed)" if report.feeds_failed else f"{feeds} ok"
     line = (
         f"{outcome}, {counted(report.articles_new, 'new article')}, "
-        f"{counted(report.stories_new, 'new story', 'new stories')}, {seconds(report.seconds)}"
+        f"{counted(report.stories_new, 'new story', 'new stories')}, "
     )
+    if report.stories_merged:
+        line += f"{report.stories_merged:,} merged, "
+    line += seconds(report.seconds)
     fallbacks = page_fallbacks(report)
     if fallbacks:
         line += f", {pages_kept_feed_text(fallbacks)}"
@@ -128,6 +131,7 @@ def _report_fields(report: RunReport) -> dict[str, Any]:
         "feeds_failed": report.feeds_failed,
         "articles_new": report.articles_new,
         "stories_new": report.stories_new,
+        "stories_merged": report.stories_merged,
         "pages_kept_feed_text": page_fallbacks(report),
         "entries_deferred": report.entries_deferred,
         "seconds": round(report.seconds, 3),

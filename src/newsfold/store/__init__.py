@@ -45,6 +45,8 @@ class FeedUpdate:
     # Entries taken but not finished, for the next run to take first; None leaves them as
     # they are (a failed or unchanged check).
     pending: Sequence[str] | None = None
+    # More slices of this check follow: the run keeps its lease on the feed until the last.
+    leased_on: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,8 @@ class FeedCommit:
     entries_updated: int = 0
     articles_new: int = 0
     articles_updated: int = 0
-    stories_new: int = 0
+    stories_new: int = 0  # how many more stories the store holds: opened less merged
+    stories_merged: int = 0
 
 
 @dataclass(frozen=True, slots=True)

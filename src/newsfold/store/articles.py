@@ -70,11 +70,13 @@ def _record_feed(
     now = update_.checked_at
     saved: dict[str, int] = {}
     outcomes: list[Saved] = []
-    stories_new = 0
+    opened = merged = 0
     for new in new_articles:
         article_id, outcome = _save_article(conn, new.article, new.plan, now)
         if outcome is Saved.NEW:
-            stories_new += fold_article(conn, article_id, new.plan, rules, now)
+            folded = fold_article(conn, article_id, new.plan, rules, now)
+            opened += folded.opened
+            merged += folded.merged
         saved[new.article.url] = article_id
         outcomes.append(outcome)
     ids = _article_ids(conn, set(links.values()) - set(saved)) | saved
@@ -85,7 +87,8 @@ def _record_feed(
         entries_updated=len(created) - sum(created),
         articles_new=outcomes.count(Saved.NEW),
         articles_updated=outcomes.count(Saved.EDITED),
-        stories_new=stories_new,
+        stories_new=opened - merged,
+        stories_merged=merged,
     )
 
 

@@ -156,10 +156,10 @@ def update_feed_state(conn: Connection, u: FeedUpdate) -> None:
     values: dict[str, Any] = {
         "last_checked": u.checked_at,
         "next_check": u.next_check,
-        "lease_owner": None,
-        "lease_expires": None,
         "page_failures": json.dumps(dict(u.page_failures)) if u.page_failures else None,
     }
+    if not u.leased_on:
+        values.update(lease_owner=None, lease_expires=None)
     if u.pending is not None:
         values["pending_entries"] = json.dumps(list(u.pending)) if u.pending else None
     if u.error is None:

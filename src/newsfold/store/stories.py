@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -46,6 +46,13 @@ from newsfold.store.schema import (
 LOCK_BUCKETS = 1 << 20  # dedup keys share a lock row only by chance: 58 keys an article
 MERGE_HOPS = 64  # merged ids are redirected to the last survivor; a chain is a safeguard only
 COMPONENT_LOCKS = 0x6E66  # the first key of the advisory locks on components ("nf")
+
+
+class Folded(NamedTuple):
+    """How many stories one article's fold opened, and how many it merged into others."""
+
+    opened: int
+    merged: int
 
 
 class StoriesSql(SqlBase):
@@ -143,9 +150,9 @@ def lock_keys(conn: Connection, keys: Iterable[int]) -> None:
 
 def fold_article(
     conn: Connection, article_id: int, plan: FoldPlan, rules: FoldRules, now: datetime
-) -> bool:
+) -> Folded:
     """Place a saved article in its story, regrouping the stories it links, and keep its dedup
-    rows; whether it opened a story."""
+    rows."""
     found, components = _look_up_locked(conn, article_id, plan, rules)
     if found.exact is None and components:
         found = replace(found, group=_group(conn, components))
@@ -161,7 +168,7 @@ def fold_article(
             {"band_key": k, "article_id": article_id, "seen_at": seen_at} for k in plan.band_keys
         ]
         conn.execute(dedup_bands.insert(), rows)
-    return decision.story.story_id is None
+    return Folded(decision.opened, decision.merged)
 
 
 def look_up(conn: Connection, article_id: int, plan: FoldPlan, since: datetime) -> Found:

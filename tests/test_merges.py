@@ -1,0 +1,197 @@
+"""Stories that merge and move as copies arrive: the store converges to one partition, whatever
+the order, on both backends, and several PostgreSQL workers folding at once agree with it."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from newsfold.config import DedupSettings
+from newsfold.dedup import fingerprint
+from newsfold.fold import FoldRules, plan
+from newsfold.model import Article, Entry, FeedSource
+from newsfold.store import FeedUpdate, PlannedArticle, Store, open_store, schema
+from tests.stores import migrated_store
+from tests.syndicate import (
+    BASE_TIME,
+    Doc,
+    fold,
+    live_series,
+    paragraphs,
+    short_posts,
+    syndicate,
+    trap_stories,
+)
+
+SETTINGS = DedupSettings()
+NOW = BASE_TIME + timedelta(days=4)
+RULES = FoldRules(SETTINGS, NOW - SETTINGS.window)
+Partition = frozenset[frozenset[str]]
+
+
+def evaluation_docs() -> list[Doc]:
+    """Templated stories (some syndicated, copies cut short, corrected, updated), live-update
+    series over one running text, and short posts: what order effects split or chain."""
+    rng = random.Random(11)
+    originals = trap_stories(seed=3, per_family=3)
+    copies = [copy for doc in originals[::2] for copy in syndicate(doc, rng, 4)]
+    return [*originals, *copies, *live_series(rng, 2), *short_posts(rng)]
+
+
+@pytest.fixture(scope="module")
+def docs() -> list[Doc]:
+    return evaluation_docs()
+
+
+@pytest.fixture(scope="module")
+def expected(docs: list[Doc]) -> Partition:
+    return expected_partition(docs)
+
+
+def expected_partition(docs: Sequence[Doc]) -> Partition:
+    """The partition of the set: the pure fold (order-independent by its own tests)."""
+    folding = fold(docs, [fingerprint(d.text, SETTINGS) for d in docs], SETTINGS)
+    groups: dict[int, set[str]] = {}
+    for doc, story in zip(docs, folding.stories, strict=True):
+        groups.setdefault(story, set()).add(doc.url)
+    return frozenset(frozenset(g) for g in groups.values())
+
+
+def record(store: Store, feed_id: int, docs: Sequence[Doc], rules: FoldRules = RULES) -> None:
+    """One feed check that brings `docs`, folded in the order given."""
+    entries = [
+        Entry(key=d.url, link=d.url, title=d.title, summary="", published=d.published) for d in docs
+    ]
+    articles = [
+        PlannedArticle(
+            Article(
+                url=d.url,
+                feed_id=feed_id,
+                title=d.title,
+                text=d.text,
+                text_source="page",
+                published=d.published,
+            ),
+            plan(d.text, SETTINGS),
+        )
+        for d in docs
+    ]
+    update = FeedUpdate(feed_id, NOW, NOW + timedelta(minutes=30))
+    store.record_feed(update, entries, articles, {d.url: d.url for d in docs}, rules)
+
+
+def add_feed(store: Store, url: str) -> int:
+    store.add_feed(FeedSource(url), NOW)
+    return next(f.id for f in store.feeds() if f.url == url)
+
+
+def partition(store: Store) -> Partition:
+    return frozenset(frozenset(a.url for a in s.articles) for s in store.stories(None, None))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_any_arrival_order_makes_the_stories_of_the_set(
+    store: Store, docs: list[Doc], expected: Partition, seed: int
+) -> None:
+    """Copies folded one by one in a random order end in the stories the whole set makes;
+    `refold` of everything makes them again, and the store stays sound."""
+    assert sum(len(group) > 1 for group in expected) >= 8  # there is something to fold
+    shuffled = random.Random(seed).sample(docs, len(docs))
+    feed = add_feed(store, "https://feeds.example/all")
+    for doc in shuffled:
+        record(store, feed, [doc])
+    assert partition(store) == expected
+    assert store.check() == []
+    texts = store.texts_since(NOW - timedelta(days=1))
+    store.refold({i: plan(text, SETTINGS) for i, text in texts}, RULES)
+    assert partition(store) == expected
+    assert store.check() == []
+
+
+def test_a_merged_story_leads_to_the_one_that_took_it(store: Store, docs: list[Doc]) -> None:
+    """A copy cut short and one without its opening open two stories (too little shared); the
+    whole text shows them one: the older story keeps its id and the other id leads to it."""
+    whole = max(docs, key=lambda d: len(paragraphs(d.text)))
+    paras = paragraphs(whole.text)
+    assert len(paras) >= 5
+    cut = Doc("cut", whole.story, whole.title, "\n\n".join(paras[:3]), whole.outlet, NOW, "copy")
+    tail = Doc("tail", whole.story, whole.title, "\n\n".join(paras[2:]), whole.outlet, NOW, "copy")
+    feed = add_feed(store, "https://feeds.example/all")
+    record(store, feed, [cut])
+    record(store, feed, [tail])
+    before = {s.url: s.id for s in store.stories(None, None)}
+    if len(before) == 1:
+        pytest.fail("the cut copy and the tail folded on their own: choose texts that do not")
+    record(store, feed, [whole])
+    [story] = store.stories(None, None)
+    assert story.id == before[cut.url] < before[tail.url]
+    assert {a.url for a in story.articles} == {cut.url, tail.url, whole.url}
+    assert story.merged_ids == (before[tail.url],)
+    merged = store.story(before[tail.url])
+    assert merged is not None and merged.id == story.id
+    assert store.stats()["stories"] == 1 and store.check() == []
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("attempt", range(4))
+def test_workers_folding_copies_in_opposite_orders_make_one_story(
+    pg_url: str, docs: list[Doc], attempt: int
+) -> None:
+    """Two workers commit copies of one story at once, one in the order the other reverses:
+    always one story, whichever commits first."""
+    original = next(d for d in docs if d.kind.startswith("trap:") and d.id.endswith("-0"))
+    copies = [original, *syndicate(original, random.Random(attempt), 5)]
+    with migrated_store(pg_url) as store:
+        feeds = [add_feed(store, f"https://feeds.example/{i}") for i in range(2)]
+    halves = [copies[::2], copies[1::2][::-1]]
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def worker(feed: int, half: list[Doc]) -> None:
+        own = open_store(pg_url)
+        try:
+            start.wait()
+            record(own, feed, half)
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+        finally:
+            own.close()
+
+    threads = [
+        threading.Thread(target=worker, args=pair) for pair in zip(feeds, halves, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with migrated_store(pg_url) as store:
+        assert partition(store) == {frozenset(d.url for d in copies)}
+        assert store.check() == []
+
+
+def test_a_store_from_before_merges_migrates_and_folds_on(
+    tmp_path: Path, docs: list[Doc], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store made before stories could merge gains the columns (each old story its own
+    component) and folds later copies into the stories the whole set makes."""
+    db = tmp_path / "old.db"
+    monkeypatch.setattr(schema, "LATEST", schema.LATEST - 1)
+    with migrated_store(f"sqlite:///{db}") as store:
+        feed = add_feed(store, "https://feeds.example/all")
+        record(store, feed, docs[:30])
+    with sqlite3.connect(db) as conn:  # the columns the schema had before
+        conn.execute("DROP INDEX ix_stories_component")
+        for column in ("merged_into", "component"):
+            conn.execute(f"ALTER TABLE stories DROP COLUMN {column}")
+    monkeypatch.undo()
+    with migrated_store(f"sqlite:///{db}") as store:
+        record(store, feed, docs[30:])
+        assert partition(store) == expected_partition(docs)
+        assert store.check() == []
