@@ -12,7 +12,15 @@ from datetime import UTC, datetime, timedelta
 import feedparser
 import pytest
 
-from newsfold.cluster import Copy, Group, Placed, choose_canonical, choose_story, regroup
+from newsfold.cluster import (
+    Copy,
+    Group,
+    Placed,
+    choose_canonical,
+    choose_story,
+    cluster,
+    regroup,
+)
 from newsfold.config import DedupSettings
 from newsfold.dedup import (
     Fingerprint,
@@ -243,6 +251,32 @@ def test_regroup_keeps_ids_and_opens_a_story_for_a_group_without_one(wire: list[
     by_key = {g.members: g for g in regroup(placed, SETTINGS)}
     assert set(by_key) == {("a", "c"), ("b",)}
     assert by_key["a", "c"].story == 3 and by_key["b",].story == 5
+
+
+def test_a_copy_cut_before_a_correction_stays_with_the_corrected_story(wire: list[str]) -> None:
+    """A copy of the first paragraph, cut before the wire corrected its two figures, contradicts
+    the corrected version but folds with the original, its near-copy: one story of three."""
+    corrected = wire[0].replace("375,000", "385,000").replace(" 18 ", " 19 ")
+    texts = ["\n\n".join(wire), "\n\n".join([corrected, *wire[1:]]), wire[0]]
+    original, fixed, cut = (fingerprint(t, SETTINGS) for t in texts)
+    assert compare(cut, fixed, SETTINGS).contradicts
+    assert compare(cut, original, SETTINGS).folds
+    assert cluster([original, fixed, cut], SETTINGS) == [[0, 1, 2]]
+
+
+def test_a_copy_cut_from_an_update_joins_the_original_too(wire: list[str]) -> None:
+    """An update puts three paragraphs over the story; a copy cut from them (sharing nothing
+    with the original) and the original both fold with the update, its near-copy: one story."""
+    new = [
+        "Late on Wednesday the utility said 34 more towns would lose power, Ana Ruiz said.",
+        "Fire crews reported 3 new blazes north of the bay, according to the state fire agency.",
+        "Officials in Sonoma said 12 shelters had opened and more than 2,000 residents had left"
+        " their homes before nightfall, county spokesman Tom Reyes said.",
+    ]
+    texts = ["\n\n".join(wire), "\n\n".join(new + wire), "\n\n".join(new)]
+    original, update, cut = (fingerprint(t, SETTINGS) for t in texts)
+    assert compare(cut, original, SETTINGS).containment_est < 0.1
+    assert cluster([original, update, cut], SETTINGS) == [[0, 1, 2]]
 
 
 def test_stories_do_not_depend_on_the_order_of_arrival() -> None:

@@ -80,10 +80,13 @@ def cluster(
     link merge, again and again, while a link holds (`_Pairs.link`). With "average" linkage
     (the rule) two groups join when a pair across them folds and either more than half of
     the pairs across agree (fold, or share a part of their text without contradicting each
-    other) or, with no pair across contradicting, a folding pair has a near-copy in its own
-    group (an updated version that holds the whole original: a copy cut from its new part
-    joins them). So one text that folds with two stories whose own texts do not match (a
-    roundup of two stories, a background shared by two live posts) never joins them.
+    other) or, with no pair across contradicting, a text of a folding pair has a near-copy in
+    either group (an updated version that holds the whole original: a copy cut from its new
+    part joins them). A contradiction that a near-copy explains does not count: when a
+    near-copy of one text of the pair folds with the other, the two versions differ by a
+    corrected figure or a new paragraph, which a copy cut short may hold or lack. So one text
+    that folds with two stories whose own texts do not match (a roundup of two stories, a
+    background shared by two live posts) never joins them.
     "folds-only" counts folding pairs alone, "complete" needs every pair, "single" one (the
     ablation of bench_fold_e2e). Ties go by the mean containment across, then by the text
     hashes: the outcome depends on the set of texts, never on the order they came in.
@@ -123,11 +126,25 @@ class _Pairs:
                     matrix[i, j] = matrix[j, i] = value
 
     def anchored(self, x: list[int], y: list[int]) -> bool:
-        """Whether a pair across folds where one side has a near-copy in its own group."""
+        """Whether a text of a folding pair across has a near-copy in either group."""
+        both = x + y
+        has_near = np.asarray(self.near[np.ix_(both, both)].any(axis=1))
+        in_x, in_y = has_near[: len(x)], has_near[len(x) :]
         folds = self.folds[np.ix_(x, y)]
-        anchored_x = np.asarray(self.near[np.ix_(x, x)].any(axis=1))
-        anchored_y = np.asarray(self.near[np.ix_(y, y)].any(axis=1))
-        return bool((folds & anchored_x[:, None]).any() or (folds & anchored_y[None, :]).any())
+        return bool((folds & in_x[:, None]).any() or (folds & in_y[None, :]).any())
+
+    def contradicted(self, x: list[int], y: list[int]) -> bool:
+        """Whether a pair across contradicts that no near-copy of either text explains.
+
+        Near-copies are versions of one text (a corrected figure, a new paragraph): when a
+        near-copy of one text of the pair, in either group, folds with the other text, the pair
+        contradicts over what the versions changed, not over different news.
+        """
+        both, cut = x + y, len(x)
+        near = self.near[np.ix_(both, both)].astype(int)
+        folds = self.folds[np.ix_(both, both)].astype(int)
+        explained = (near[:cut] @ folds[:, cut:] + folds[:cut] @ near[:, cut:]) > 0
+        return bool((self.contradict[np.ix_(x, y)] & ~explained).any())
 
 
 def verdict(a: Fingerprint, b: Fingerprint, settings: DedupSettings) -> Similarity:
@@ -179,8 +196,11 @@ class _Agglomeration:
             linked &= share > LINKAGE_SHARE
         elif self.linkage == "average":
             agreed = self.agree[across] / pairs > LINKAGE_SHARE
-            for x, y in np.argwhere(linked & ~agreed & (self.contradict[across] == 0)):
-                agreed[x, y] = self.pairs.anchored(self.members[slots[x]], self.members[slots[y]])
+            contradicting = self.contradict[across] > 0
+            for x, y in np.argwhere(linked & ~agreed):
+                gx, gy = self.members[slots[x]], self.members[slots[y]]
+                contradicted = contradicting[x, y] and self.pairs.contradicted(gx, gy)
+                agreed[x, y] = not contradicted and self.pairs.anchored(gx, gy)
             linked &= agreed
         xs, ys = np.nonzero(linked)
         if not len(xs):
