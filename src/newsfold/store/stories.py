@@ -154,8 +154,6 @@ def fold_article(
     """Place a saved article in its story, regrouping the stories it links, and keep its dedup
     rows."""
     found, components = _look_up_locked(conn, article_id, plan, rules)
-    if found.exact is None and components:
-        found = replace(found, group=_group(conn, components))
     decision = rules.decide(plan, found)
     _apply(conn, article_id, decision, components, now)
     conn.execute(
@@ -184,26 +182,36 @@ def look_up(conn: Connection, article_id: int, plan: FoldPlan, since: datetime) 
 def _look_up_locked(
     conn: Connection, article_id: int, plan: FoldPlan, rules: FoldRules
 ) -> tuple[Found, tuple[int, ...]]:
-    """What the store holds for the article and the components it links, those locked.
+    """What the store holds for the article, the components it links, and their articles
+    (`Found.group`) when it is no exact copy.
 
-    On PostgreSQL each component is locked before it is read, so two workers never regroup
-    one component at once. Another worker may have merged components while this one waited:
-    the look-up runs again until every component it links is locked (two workers that lock
+    On PostgreSQL each component is locked before its articles are read, so two workers never
+    regroup one component at once. Another worker may have merged or regrouped components
+    while this one waited: when a candidate is not in the group read after the locks, or an
+    exact copy's component was not locked yet, the look-up runs again. (Two workers that lock
     components in opposite orders deadlock; PostgreSQL aborts one, whose transaction is run
-    again).
+    again.)
     """
-    found = look_up(conn, article_id, plan, rules.since)
-    components = rules.linked(plan, found)
-    if conn.dialect.name == "sqlite":  # one writer at a time
-        return found, components
+    shared = conn.dialect.name != "sqlite"  # SQLite: one writer at a time
     locked: set[int] = set()
-    while not locked.issuperset(components):
-        for component in sorted(set(components) - locked):
-            conn.execute(_LOCK_COMPONENT, {"component": component})
-        locked.update(components)
+    while True:
         found = look_up(conn, article_id, plan, rules.since)
         components = rules.linked(plan, found)
-    return found, components
+        unlocked = sorted(set(components) - locked) if shared else []
+        for component in unlocked:
+            conn.execute(_LOCK_COMPONENT, {"component": component})
+        locked.update(unlocked)
+        if found.exact is not None:
+            if unlocked:
+                continue  # its story may have merged while this one waited
+            return found, components
+        if not components:
+            return found, components
+        group = _group(conn, components)
+        held = {m.article_id for m in group}
+        linked = (c.article_id for c in found.candidates if c.component in components)
+        if not shared or all(article in held for article in linked):
+            return replace(found, group=group), components
 
 
 def _group(conn: Connection, components: Sequence[int]) -> tuple[Candidate, ...]:
