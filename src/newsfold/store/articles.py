@@ -8,13 +8,13 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select, update
 
-from newsfold.fold import FoldPlan, FoldRules
+from newsfold.fold import FoldRules
 from newsfold.model import Article, Entry
 from newsfold.store import FeedCommit, FeedUpdate, PlannedArticle, rows
 from newsfold.store.base import SqlBase, chunks, dialect_insert
-from newsfold.store.feeds import refresh_entry_count, save_entry, update_feed_state
+from newsfold.store.feeds import refresh_entry_count, save_entries, update_feed_state
 from newsfold.store.schema import articles
 from newsfold.store.stories import fold_article, lock_keys
 
@@ -68,23 +68,24 @@ def _record_feed(
         return FeedCommit()
     lock_keys(conn, [key for a in new_articles for key in a.plan.lock_keys])
     now = update_.checked_at
-    saved: dict[str, int] = {}
-    outcomes: list[Saved] = []
+    saved = _save_articles(conn, new_articles, now)
     opened = merged = 0
-    for new in new_articles:
-        article_id, outcome = _save_article(conn, new.article, new.plan, now)
+    by_url: dict[str, int] = {}
+    for new, (article_id, outcome) in zip(new_articles, saved, strict=True):
+        by_url[new.article.url] = article_id
         if outcome is Saved.NEW:
             folded = fold_article(conn, article_id, new.plan, rules, now)
             opened += folded.opened
             merged += folded.merged
-        saved[new.article.url] = article_id
-        outcomes.append(outcome)
-    ids = _article_ids(conn, set(links.values()) - set(saved)) | saved
-    created = [save_entry(conn, update_, e, ids.get(links.get(e.key, ""))) for e in new_entries]
+    linked = _stored(conn, sorted(set(links.values()) - set(by_url)))
+    ids = {url: article_id for url, (article_id, _) in linked.items()} | by_url
+    found = [(e, ids.get(links.get(e.key, ""))) for e in new_entries]
+    created = save_entries(conn, update_, found)
     refresh_entry_count(conn, update_.feed_id)
+    outcomes = [outcome for _, outcome in saved]
     return FeedCommit(
-        entries_new=sum(created),
-        entries_updated=len(created) - sum(created),
+        entries_new=created,
+        entries_updated=len(new_entries) - created,
         articles_new=outcomes.count(Saved.NEW),
         articles_updated=outcomes.count(Saved.EDITED),
         stories_new=opened - merged,
@@ -92,46 +93,69 @@ def _record_feed(
     )
 
 
-def _article_ids(conn: Connection, urls: set[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for chunk in chunks(sorted(urls)):
-        found_rows = conn.execute(
-            select(articles.c.url, articles.c.id).where(articles.c.url.in_(chunk))
-        )
-        found.update({row.url: row.id for row in found_rows})
+def _save_articles(
+    conn: Connection, new_articles: Sequence[PlannedArticle], now: datetime
+) -> list[tuple[int, Saved]]:
+    """Save a feed's articles, each with its id and what was done: the new ones inserted in
+    one statement, a changed page recorded as a new version of the stored one."""
+    stored = _stored(conn, [new.article.url for new in new_articles])
+    fresh = {
+        new.article.url: {
+            "first_seen": now,
+            "updated_at": now,
+            "version": 1,
+            **rows.article_values(new.article, new.plan.text_hash),
+        }
+        for new in new_articles
+        if new.article.url not in stored
+    }
+    made: dict[str, int] = {}
+    if fresh:
+        inserted = conn.execute(_insert_article(conn.dialect.name), list(fresh.values()))
+        made = {row.url: row.id for row in inserted}
+        # Not inserted: another feed's transaction, on another worker, saved it first.
+        stored |= _stored(conn, [url for url in fresh if url not in made])
+    saved = []
+    for new in new_articles:
+        url = new.article.url
+        if url in made:  # a URL twice in the feed is new once, then the same page again
+            saved.append((made[url], Saved.NEW))
+            stored[url] = (made.pop(url), new.plan.text_hash)
+        else:
+            saved.append(_save_version(conn, new, stored, now))
+    return saved
+
+
+def _stored(conn: Connection, urls: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """The id and text hash of the stored articles at these URLs."""
+    found: dict[str, tuple[int, str]] = {}
+    for chunk in chunks(sorted(set(urls))):
+        query = select(articles.c.url, articles.c.id, articles.c.content_hash)
+        for row in conn.execute(query.where(articles.c.url.in_(chunk))):
+            found[row.url] = (row.id, row.content_hash)
     return found
 
 
-def _save_article(
-    conn: Connection, article: Article, plan: FoldPlan, now: datetime
+def _save_version(
+    conn: Connection, new: PlannedArticle, stored: dict[str, tuple[int, str]], now: datetime
 ) -> tuple[int, Saved]:
-    """Insert a new article, or record a changed page as a new version; its id, what was done."""
-    values = rows.article_values(article, plan.text_hash)
-    query = _ARTICLE_BY_URL, {"url": article.url}
-    row = conn.execute(*query).first()
-    if row is None:
-        # Nothing back: another feed's transaction, on another worker, saved it first.
-        row_values = {"first_seen": now, "updated_at": now, "version": 1, **values}
-        inserted = conn.execute(_insert_article(conn.dialect.name), row_values).scalar()
-        if inserted is not None:
-            return int(inserted), Saved.NEW
-        row = conn.execute(*query).one()
-    if row.content_hash == plan.text_hash:
-        return int(row.id), Saved.SAME
+    """A stored page again: the same text, or a new version of it."""
+    article_id, text_hash = stored[new.article.url]
+    if text_hash == new.plan.text_hash:
+        return article_id, Saved.SAME
+    values = rows.article_values(new.article, new.plan.text_hash)
     conn.execute(
         update(articles)
-        .where(articles.c.id == row.id)
+        .where(articles.c.id == article_id)
         .values(version=articles.c.version + 1, updated_at=now, **values)
     )
-    return int(row.id), Saved.EDITED
-
-
-_ARTICLE_BY_URL = select(articles.c.id, articles.c.content_hash).where(
-    articles.c.url == bindparam("url")
-)
+    stored[new.article.url] = (article_id, new.plan.text_hash)
+    return article_id, Saved.EDITED
 
 
 @cache
 def _insert_article(dialect: str) -> Any:
     insert = dialect_insert(dialect, articles)
-    return insert.on_conflict_do_nothing(index_elements=["url"]).returning(articles.c.id)
+    return insert.on_conflict_do_nothing(index_elements=["url"]).returning(
+        articles.c.url, articles.c.id
+    )

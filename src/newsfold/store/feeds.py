@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, or_, select, update
 
 from newsfold.model import Entry, FeedSource, FeedState
 from newsfold.store import FeedUpdate
@@ -185,26 +185,38 @@ def update_feed_state(conn: Connection, u: FeedUpdate) -> None:
     conn.execute(update(feeds).where(feeds.c.id == u.feed_id).values(**values))
 
 
-def save_entry(conn: Connection, u: FeedUpdate, entry: Entry, article_id: int | None) -> bool:
-    """Insert or update one entry of the feed; whether it is new."""
-    values = {
-        "link": entry.link,
-        "title": entry.title,
-        "summary": entry.summary,
-        "published": entry.published,
-        "date_suspect": entry.date_suspect,
-        "author": entry.author,
-        "content_hash": entry.content_hash,
-        "updated_at": u.checked_at,
-        "article_id": article_id,
-    }
-    where = {"b_feed": u.feed_id, "b_key": entry.key}
-    if conn.execute(_UPDATE_ENTRY, where | values).rowcount:
-        return False
-    # A feed whose lease ran out mid-check may be recorded by two workers: the later one wins.
-    row = {"feed_id": u.feed_id, "key": entry.key, "first_seen": u.checked_at, **values}
-    conn.execute(_upsert_entry(conn.dialect.name), row)
-    return True
+def save_entries(conn: Connection, u: FeedUpdate, found: Sequence[tuple[Entry, int | None]]) -> int:
+    """Insert or update the feed's entries (each with its article's id) in one statement; how
+    many are new. A feed whose lease ran out mid-check may be recorded by two workers: the
+    later one wins."""
+    last = {entry.key: (entry, article_id) for entry, article_id in found}  # one row a key
+    if not last:
+        return 0
+    known: set[str] = set()
+    for chunk in chunks(list(last)):
+        query = select(entries.c.key).where(
+            entries.c.feed_id == u.feed_id, entries.c.key.in_(chunk)
+        )
+        known.update(conn.execute(query).scalars())
+    rows = [
+        {
+            "feed_id": u.feed_id,
+            "key": entry.key,
+            "first_seen": u.checked_at,
+            "link": entry.link,
+            "title": entry.title,
+            "summary": entry.summary,
+            "published": entry.published,
+            "date_suspect": entry.date_suspect,
+            "author": entry.author,
+            "content_hash": entry.content_hash,
+            "updated_at": u.checked_at,
+            "article_id": article_id,
+        }
+        for entry, article_id in last.values()
+    ]
+    conn.execute(_upsert_entry(conn.dialect.name), rows)
+    return len(set(last) - known)
 
 
 def refresh_entry_count(conn: Connection, feed_id: int) -> None:
@@ -212,10 +224,6 @@ def refresh_entry_count(conn: Connection, feed_id: int) -> None:
     conn.execute(update(feeds).where(feeds.c.id == feed_id).values(entries=count))
 
 
-# Built once: statements run for every entry reuse their compiled form.
-_UPDATE_ENTRY = update(entries).where(
-    entries.c.feed_id == bindparam("b_feed"), entries.c.key == bindparam("b_key")
-)
 _ENTRY_VALUES = (
     "link",
     "title",
