@@ -25,9 +25,9 @@ Tables:
   (the connected group an article joins is clustered afresh: merges and moves), per order, on
   the stored texts; then every linkage of `cluster.cluster` over the same orders (F1 range,
   spread, most wrong merges, distinct partitions) and the recall of each copy edit;
-- missed pairs of the first pipeline run, by cause: folding texts that arrived in an order that
-  split them (stories are never merged), or texts that do not fold (once extracted, or even as
-  source texts), with the verdict's reason;
+- missed pairs of the first pipeline run, by cause: folding texts whose groups the linkage kept
+  apart (too few of the pairs across agree), or texts that do not fold (once extracted, or even
+  as source texts), with the verdict's reason;
 - settings through the pipeline: the first run's store refolded (`pipeline.refold`) with other
   [dedup] settings, the same stored texts in the same order.
 """
@@ -289,7 +289,7 @@ def texts_by_link(store: SqlStore) -> dict[str, str]:
 def missed_pairs(
     outcome: Outcome, docs: Sequence[Doc], base_url: str, stored: dict[str, str]
 ) -> None:
-    """Why same-story pairs ended in two stories: arrival order, extraction, or dedup itself."""
+    """Why same-story pairs ended in two stories: the linkage, extraction, or dedup itself."""
     settings = SETTINGS.dedup
     causes: Counter[tuple[str, str]] = Counter()
     indexed = list(zip(docs, outcome.clusters, strict=True))
@@ -302,7 +302,7 @@ def missed_pairs(
             continue
         extracted = compare(fingerprint(text_a, settings), fingerprint(text_b, settings), settings)
         if extracted.folds:
-            causes["the pair folds: arrival order split it", ""] += 1
+            causes["the pair folds: the linkage kept their groups apart", ""] += 1
             continue
         source = compare(fingerprint(a.text, settings), fingerprint(b.text, settings), settings)
         where = "extracted only" if source.folds else "source texts too"
