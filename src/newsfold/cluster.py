@@ -153,7 +153,9 @@ def verdict(a: Fingerprint, b: Fingerprint, settings: DedupSettings) -> Similari
     return _remembered(*sorted((a, b), key=lambda fp: fp.text_hash), settings)
 
 
-@lru_cache(maxsize=1 << 17)
+# Enough for the pairs of a story of 120 copies; each entry keeps two fingerprints (~2 KB each)
+# alive, so the bound is also the cache's memory: at most some 32 MB.
+@lru_cache(maxsize=1 << 13)
 def _remembered(a: Fingerprint, b: Fingerprint, settings: DedupSettings) -> Similarity:
     return compare(a, b, settings)
 
