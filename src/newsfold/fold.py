@@ -3,11 +3,13 @@
 1. `plan` (before the store's transaction, in a worker process): the article's fingerprint, its
    exact-text hash, its LSH band keys and the keys the store locks while it folds it.
 2. The store, inside the feed's transaction: locks every plan's `lock_keys` in one sweep
-   (PostgreSQL), saves the article, and looks up what it `Found`: the story that holds the very
-   same text, else the stored articles sharing a band key within the window.
-3. `decide` (pure): dedup's rules over the plan and what was found give a `FoldDecision`, which
-   the store applies: join a story or open one, and any merges and moves it carries.
-"""
+   (PostgreSQL), saves the article, and looks up what it `Found`: an article of the very same
+   text, else the stored articles sharing a band key within the window. `linked_components`
+   (pure) names the components those that fold belong to; the store locks them (PostgreSQL)
+   and reads their articles (`Found.group`).
+3. `decide` (pure): the group and the new article clustered afresh give a `FoldDecision`, which
+   the store applies: the article's story, kept or new, and the merges, moves and split-off
+   stories of the group."""
 
 from __future__ import annotations
 
