@@ -261,7 +261,7 @@ def _apply(
         joined = update(stories).where(_in_components(components))
         conn.execute(joined.values(component=component))
     if moved:
-        _recount_stories(conn, stories.c.id.in_(sorted(touched)))
+        _recount_stories(conn, stories.c.id.in_(sorted(touched)), updated_at=now)
 
 
 def _join_or_open(
@@ -341,10 +341,10 @@ def _drop_empty_stories(conn: Connection) -> None:
     conn.execute(delete(stories).where(~members, stories.c.merged_into.is_(None)))
 
 
-def _recount_stories(conn: Connection, which: Any = None) -> None:
-    """Set the article count of the stories `which` selects, else of all."""
+def _recount_stories(conn: Connection, which: Any = None, **values: Any) -> None:
+    """Set the article count (and `values`) of the stories `which` selects, else of all."""
     count = select(func.count()).where(articles.c.story_id == stories.c.id).scalar_subquery()
-    recount = update(stories).values(article_count=count)
+    recount = update(stories).values(article_count=count, **values)
     conn.execute(recount if which is None else recount.where(which))
 
 
