@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import random
 import sqlite3
-import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from newsfold.config import DedupSettings
+from newsfold.config import DedupSettings, Settings
 from newsfold.dedup import fingerprint
-from newsfold.fold import FoldRules, plan
-from newsfold.model import Article, Entry, FeedSource
-from newsfold.store import FeedUpdate, PlannedArticle, Store, open_store, schema
+from newsfold.fold import plan
+from newsfold.model import FeedSource
+from newsfold.pipeline import fold_rules
+from newsfold.store import Store, schema
 from tests.stores import migrated_store
 from tests.syndicate import (
     BASE_TIME,
@@ -28,10 +28,10 @@ from tests.syndicate import (
     syndicate,
     trap_stories,
 )
+from tests.test_workers import racing, save_copies, story_urls
 
 SETTINGS = DedupSettings()
 NOW = BASE_TIME + timedelta(days=4)
-RULES = FoldRules(SETTINGS, NOW - SETTINGS.window)
 Partition = frozenset[frozenset[str]]
 
 
@@ -63,36 +63,9 @@ def expected_partition(docs: Sequence[Doc]) -> Partition:
     return frozenset(frozenset(g) for g in groups.values())
 
 
-def record(store: Store, feed_id: int, docs: Sequence[Doc], rules: FoldRules = RULES) -> None:
-    """One feed check that brings `docs`, folded in the order given."""
-    entries = [
-        Entry(key=d.url, link=d.url, title=d.title, summary="", published=d.published) for d in docs
-    ]
-    articles = [
-        PlannedArticle(
-            Article(
-                url=d.url,
-                feed_id=feed_id,
-                title=d.title,
-                text=d.text,
-                text_source="page",
-                published=d.published,
-            ),
-            plan(d.text, SETTINGS),
-        )
-        for d in docs
-    ]
-    update = FeedUpdate(feed_id, NOW, NOW + timedelta(minutes=30))
-    store.record_feed(update, entries, articles, {d.url: d.url for d in docs}, rules)
-
-
 def add_feed(store: Store, url: str) -> int:
     store.add_feed(FeedSource(url), NOW)
     return next(f.id for f in store.feeds() if f.url == url)
-
-
-def partition(store: Store) -> Partition:
-    return frozenset(frozenset(a.url for a in s.articles) for s in store.stories(None, None))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -105,12 +78,12 @@ def test_any_arrival_order_makes_the_stories_of_the_set(
     shuffled = random.Random(seed).sample(docs, len(docs))
     feed = add_feed(store, "https://feeds.example/all")
     for doc in shuffled:
-        record(store, feed, [doc])
-    assert partition(store) == expected
+        save_copies(store, feed, [doc], now=NOW)()
+    assert story_urls(store) == expected
     assert store.check() == []
     texts = store.texts_since(NOW - timedelta(days=1))
-    store.refold({i: plan(text, SETTINGS) for i, text in texts}, RULES)
-    assert partition(store) == expected
+    store.refold({i: plan(text, SETTINGS) for i, text in texts}, fold_rules(Settings(), NOW))
+    assert story_urls(store) == expected
     assert store.check() == []
 
 
@@ -123,12 +96,12 @@ def test_a_merged_story_leads_to_the_one_that_took_it(store: Store, docs: list[D
     cut = Doc("cut", whole.story, whole.title, "\n\n".join(paras[:3]), whole.outlet, NOW, "copy")
     tail = Doc("tail", whole.story, whole.title, "\n\n".join(paras[2:]), whole.outlet, NOW, "copy")
     feed = add_feed(store, "https://feeds.example/all")
-    record(store, feed, [cut])
-    record(store, feed, [tail])
+    save_copies(store, feed, [cut], now=NOW)()
+    save_copies(store, feed, [tail], now=NOW)()
     before = {s.url: s.id for s in store.stories(None, None)}
     if len(before) == 1:
         pytest.fail("the cut copy and the tail folded on their own: choose texts that do not")
-    record(store, feed, [whole])
+    save_copies(store, feed, [whole], now=NOW)()
     [story] = store.stories(None, None)
     assert story.id == before[cut.url] < before[tail.url]
     assert {a.url for a in story.articles} == {cut.url, tail.url, whole.url}
@@ -149,30 +122,11 @@ def test_workers_folding_copies_in_opposite_orders_make_one_story(
     copies = [original, *syndicate(original, random.Random(attempt), 5)]
     with migrated_store(pg_url) as store:
         feeds = [add_feed(store, f"https://feeds.example/{i}") for i in range(2)]
-    halves = [copies[::2], copies[1::2][::-1]]
-    start = threading.Barrier(2)
-    failures: list[BaseException] = []
-
-    def worker(feed: int, half: list[Doc]) -> None:
-        own = open_store(pg_url)
-        try:
-            start.wait()
-            record(own, feed, half)
-        except BaseException as exc:  # reported below, in the test's thread
-            failures.append(exc)
-        finally:
-            own.close()
-
-    threads = [
-        threading.Thread(target=worker, args=pair) for pair in zip(feeds, halves, strict=True)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
-    with migrated_store(pg_url) as store:
-        assert partition(store) == {frozenset(d.url for d in copies)}
+        halves = [copies[::2], copies[1::2][::-1]]
+        racing(
+            [save_copies(store, f, half, now=NOW) for f, half in zip(feeds, halves, strict=True)]
+        )
+        assert story_urls(store) == {frozenset(d.url for d in copies)}
         assert store.check() == []
 
 
@@ -185,13 +139,13 @@ def test_a_store_from_before_merges_migrates_and_folds_on(
     monkeypatch.setattr(schema, "LATEST", schema.LATEST - 1)
     with migrated_store(f"sqlite:///{db}") as store:
         feed = add_feed(store, "https://feeds.example/all")
-        record(store, feed, docs[:30])
+        save_copies(store, feed, docs[:30], now=NOW)()
     with sqlite3.connect(db) as conn:  # the columns the schema had before
         conn.execute("DROP INDEX ix_stories_component")
         for column in ("merged_into", "component"):
             conn.execute(f"ALTER TABLE stories DROP COLUMN {column}")
     monkeypatch.undo()
     with migrated_store(f"sqlite:///{db}") as store:
-        record(store, feed, docs[30:])
-        assert partition(store) == expected_partition(docs)
+        save_copies(store, feed, docs[30:], now=NOW)()
+        assert story_urls(store) == expected_partition(docs)
         assert store.check() == []

@@ -363,9 +363,8 @@ def test_killed_worker_loses_nothing(
         held.append(killed_path)
         urls.append(server.add_handler(killed_path, held_until(gate, body)))
     job = make_job(tmp_path, pg_url, urls, per_host=len(urls))  # held feeds keep their slots
-    made = open_store(pg_url)  # the store exists before the worker that will be killed starts
-    made.migrate()
-    made.close()
+    with migrated_store(pg_url):  # the store exists before the worker that will be killed starts
+        pass
     lease = {"NEWSFOLD_SCHEDULE_LEASE": f"{KILL_LEASE_SECONDS}s"}
     worker = job.start("run", env=lease)
     try:

@@ -36,8 +36,8 @@ def choose_story(candidates: Sequence[tuple[StoryId, Similarity]]) -> StoryId | 
     `candidates` pairs a candidate story with the article's similarity to one of its members;
     a story may appear once per member or once with its best member, the result is the same.
     Among the pairs that fold, the highest containment (then Jaccard) wins; ties keep the first
-    given. Existing stories are never merged: an article that bridges two stories joins one of
-    them, so no chain of pairwise matches can grow a story out of unrelated texts.
+    given. It merges no stories (an article that bridges two joins one of them): the rule for
+    a group too large to regroup (`fold.MAX_GROUP`) and the ablation's "first come".
     """
     folding = [
         (sim.containment_est, sim.jaccard_est, -i, story)

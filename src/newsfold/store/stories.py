@@ -44,7 +44,6 @@ from newsfold.store.schema import (
 )
 
 LOCK_BUCKETS = 1 << 20  # dedup keys share a lock row only by chance: 58 keys an article
-MERGE_HOPS = 64  # merged ids are redirected to the last survivor; a chain is a safeguard only
 COMPONENT_LOCKS = 0x6E66  # the first key of the advisory locks on components ("nf")
 
 
@@ -72,15 +71,11 @@ class StoriesSql(SqlBase):
 
     def story(self, story_id: int) -> Story | None:
         """The story of this id, or the one it was merged into (its `merged_ids` hold the id)."""
+        # A merge points every id merged before at the new survivor: one step is enough.
+        survivor = func.coalesce(stories.c.merged_into, stories.c.id)
         with self._read() as conn:
-            for _ in range(MERGE_HOPS):
-                into = conn.execute(
-                    select(stories.c.merged_into).where(stories.c.id == story_id)
-                ).scalar()
-                if into is None:
-                    break
-                story_id = into
-            found = _load_stories(conn, [story_id])
+            into = conn.execute(select(survivor).where(stories.c.id == story_id)).scalar()
+            found = _load_stories(conn, [story_id if into is None else into])
         return found[0] if found else None
 
     def stories_by_id(self, ids: Sequence[int]) -> list[Story]:
