@@ -27,7 +27,7 @@ import re
 import struct
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -173,6 +173,12 @@ class Fingerprint:
     fact_count: int
     text_hash: bytes
     opening: tuple[int, ...] = ()
+    # The facts by kind (numbers, names), split once: every comparison of a pair reads them.
+    kinds: tuple[frozenset[int], frozenset[int]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        numbers = frozenset(f for f in self.facts if not f & 1)
+        object.__setattr__(self, "kinds", (numbers, frozenset(self.facts) - numbers))
 
     @property
     def num_perm(self) -> int:
@@ -227,7 +233,7 @@ def _u32(values: Sequence[int]) -> bytes:
 
 
 def _ints(data: bytes) -> tuple[int, ...]:
-    return tuple(int(f) for f in np.frombuffer(data, dtype="<u4"))
+    return tuple(np.frombuffer(data, dtype="<u4").tolist())
 
 
 @lru_cache(maxsize=4)
@@ -403,8 +409,10 @@ def fact_overlaps(a: Fingerprint, b: Fingerprint, near_identical: bool = False) 
     cutoff = min(cut, default=1 << 32)
     overlaps = {}
     for parity, kind in enumerate(("numbers", "names")):
-        facts_a = {f for f in a.facts if f <= cutoff and f & 1 == parity}
-        facts_b = {f for f in b.facts if f <= cutoff and f & 1 == parity}
+        facts_a, facts_b = a.kinds[parity], b.kinds[parity]
+        if cut:
+            facts_a = frozenset(f for f in facts_a if f <= cutoff)
+            facts_b = frozenset(f for f in facts_b if f <= cutoff)
         smaller = min(len(facts_a), len(facts_b))
         shared = len(facts_a & facts_b)
         if smaller >= _FEW_FACTS:
@@ -486,9 +494,8 @@ def _lead_is_partial(fp: Fingerprint) -> bool:
 
 def own_news(a: Fingerprint, b: Fingerprint) -> int:
     """How many facts of `a`'s opening `b` lacks (only facts `b`'s fact sketch can vouch for)."""
-    facts = set(b.facts)
     cut = b.facts[-1] if b.fact_count > len(b.facts) else 1 << 32
-    return sum(1 for f in a.opening if f not in facts and f <= cut)
+    return sum(1 for f in a.opening if f not in b.kinds[f & 1] and f <= cut)
 
 
 def exact_similarity(text_a: str, text_b: str, settings: DedupSettings) -> tuple[float, float]:

@@ -17,6 +17,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 
 from newsfold import cluster, dedup
 from newsfold.config import DedupSettings
@@ -66,7 +67,12 @@ class Candidate:
     seen_at: datetime
 
     def print(self) -> dedup.Fingerprint:
-        return dedup.Fingerprint.from_bytes(self.fingerprint)
+        return _read_print(self.fingerprint)
+
+
+# A stored article is read again for every new article that touches its group: read once, the
+# same object also makes `cluster.verdict`'s remembered pairs cheap to find.
+_read_print = lru_cache(maxsize=1 << 12)(dedup.Fingerprint.from_bytes)
 
 
 @dataclass(frozen=True, slots=True)

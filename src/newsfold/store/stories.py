@@ -211,8 +211,8 @@ def _look_up_locked(
 
 def _group(conn: Connection, components: Sequence[int]) -> tuple[Candidate, ...]:
     """Every folded article of the stories of these components."""
-    query = _MEMBERS.where(_in_components(components))
-    return tuple(_candidate(row) for row in conn.execute(query))
+    found = conn.execute(_MEMBERS.where(_IN_COMPONENTS), _components(components))
+    return tuple(_candidate(row) for row in found)
 
 
 def _apply(
@@ -253,8 +253,8 @@ def _apply(
             )
             conn.execute(redirect.values(merged_into=target, article_count=0, updated_at=now))
     if len(components) > 1:
-        joined = update(stories).where(_in_components(components))
-        conn.execute(joined.values(component=component))
+        joined = update(stories).where(_IN_COMPONENTS).values(component=component)
+        conn.execute(joined, _components(components))
     if moved:
         _recount_stories(conn, stories.c.id.in_(sorted(touched)), updated_at=now)
 
@@ -274,10 +274,9 @@ def _open(conn: Connection, component: int | None, now: datetime, article_count:
     return insert_id(conn, stories.insert().values(component=component, **values))
 
 
-def _in_components(components: Sequence[int]) -> Any:
-    """The condition for stories of these components (a story without one is its own)."""
-    ids = list(components)
-    return (stories.c.component.in_(ids)) | (stories.c.component.is_(None) & stories.c.id.in_(ids))
+def _components(components: Sequence[int]) -> dict[str, list[int]]:
+    """The parameters of `_IN_COMPONENTS`."""
+    return {"components": list(components), "component_ids": list(components)}
 
 
 def _candidate(row: Any) -> Candidate:
@@ -364,6 +363,10 @@ _JOIN_STORY = (
 _PLACE_ARTICLE = update(articles).where(articles.c.id == bindparam("b_id"))
 _LOCK_COMPONENT = text("SELECT pg_advisory_xact_lock(:space, :component)").bindparams(
     space=COMPONENT_LOCKS
+)
+# The stories of the given components (a story without one is its own).
+_IN_COMPONENTS = stories.c.component.in_(bindparam("components", expanding=True)) | (
+    stories.c.component.is_(None) & stories.c.id.in_(bindparam("component_ids", expanding=True))
 )
 _COMPONENT = func.coalesce(stories.c.component, stories.c.id).label("component")
 _MEMBERS = (
