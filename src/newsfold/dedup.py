@@ -89,11 +89,17 @@ def normalize_text(text: str) -> str:
 
 
 def shingle_list(normalized: str, size: int) -> list[bytes]:
-    """Word `size`-grams of a normalized text, in order; a shorter text is one shingle."""
-    words = normalized.split()
-    if len(words) <= size:
-        return [" ".join(words).encode()] if words else []
-    return [" ".join(words[i : i + size]).encode() for i in range(len(words) - size + 1)]
+    """Word `size`-grams of a normalized text (words one space apart, as `normalize_text`
+    leaves them), in order; a shorter text is one shingle."""
+    data = normalized.encode()
+    spaces = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord(" ")).tolist()
+    if len(spaces) < size:
+        return [data] if data else []
+    # Each shingle is a slice of the encoded text, from a word's start to the end of the word
+    # `size` - 1 later: no joining of words.
+    starts = [0, *(space + 1 for space in spaces)]
+    ends = [*spaces[size - 1 :], len(data)]
+    return [data[start:end] for start, end in zip(starts, ends, strict=False)]
 
 
 def shingles(text: str, size: int) -> set[bytes]:
@@ -110,7 +116,7 @@ def fact_tokens(text: str) -> frozenset[str]:
     ("3.5", "1,204", "10:30"); a capitalised word of two letters or more counts unless it opens
     a sentence, a quote or a dash clause, where any word is capitalised. Tokens are casefolded.
     """
-    return _facts_of_prose("\n".join(_prose_lines(text)))
+    return _facts_of_lines(_prose_lines(text))
 
 
 def opening_facts(text: str) -> frozenset[str]:
@@ -121,7 +127,11 @@ def opening_facts(text: str) -> frozenset[str]:
     A live-update post opens with its new item, an updated copy with the story's own opening
     (or new paragraphs over it): `compare` reads the two openings to tell them apart.
     """
-    for line in _prose_lines(text):
+    return _opening_of(_prose_lines(text))
+
+
+def _opening_of(prose_lines: list[str]) -> frozenset[str]:
+    for line in prose_lines:
         words = line.split()
         if len(words) >= _OPENING_MIN and (
             found := _facts_of_prose(" ".join(words[:_OPENING_WORDS]))
@@ -133,6 +143,10 @@ def opening_facts(text: str) -> frozenset[str]:
 def _prose_lines(text: str) -> list[str]:
     lines = unicodedata.normalize("NFKC", text).splitlines()
     return [line for line in lines if line.rstrip().endswith(_PROSE_END)]
+
+
+def _facts_of_lines(prose_lines: list[str]) -> frozenset[str]:
+    return _facts_of_prose("\n".join(prose_lines))
 
 
 def _facts_of_prose(prose: str) -> frozenset[str]:
@@ -266,7 +280,8 @@ def fingerprint(text: str, settings: DedupSettings) -> Fingerprint:
     ordered = shingle_list(normalized, settings.shingle_size)
     lead_shingles = max(settings.lead_words - settings.shingle_size + 1, 1)
     lead = ordered[:lead_shingles] if settings.lead_words else []
-    return sketch(ordered, lead, fact_tokens(text), normalized, settings, opening_facts(text))
+    prose = _prose_lines(text)
+    return sketch(ordered, lead, _facts_of_lines(prose), normalized, settings, _opening_of(prose))
 
 
 def sketch(
