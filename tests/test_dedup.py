@@ -383,6 +383,21 @@ def test_band_keys_are_stable_across_processes(wire: list[str]) -> None:
     assert len(set(keys)) == len(keys)
 
 
+def test_fingerprints_load_minhash_alone_and_datasketch_still_imports_whole() -> None:
+    """A worker making fingerprints does not load scipy (datasketch's LSH indexes need it, the
+    MinHash does not); code that imports datasketch afterwards gets the whole package."""
+    script = (
+        "import sys; from newsfold.config import DedupSettings;"
+        "from newsfold.dedup import fingerprint; s = DedupSettings();"
+        "fingerprint('The Tarrow dam held after 312 mm of rain fell on Monday.', s);"
+        "print('scipy' in sys.modules);"
+        "import datasketch; from datasketch.minhash import MinHash;"
+        "print(datasketch.MinHash is MinHash, datasketch.MinHashLSH.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "MinHashLSH"]
+
+
 def test_choose_canonical_prefers_listed_outlets_then_earliest_then_longest() -> None:
     """Preferred outlet first, then the earliest published, then the longest text."""
     t0 = datetime(2026, 2, 17, 8, 0, tzinfo=UTC)

@@ -23,13 +23,15 @@ The defaults in `DedupSettings` were chosen on the evaluation set of bench/bench
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import re
 import struct
+import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import xxhash
@@ -37,7 +39,7 @@ import xxhash
 from newsfold.config import DedupSettings
 
 if TYPE_CHECKING:
-    from datasketch import MinHash
+    from datasketch.minhash import MinHash
 
 _PUNCTUATION = re.compile(r"[^\w\s]|_")
 # Scripts written without spaces between words: each character counts as a word.
@@ -253,14 +255,33 @@ def _ints(data: bytes) -> tuple[int, ...]:
 @lru_cache(maxsize=4)
 def _template(num_perm: int) -> MinHash:
     """An empty MinHash whose permutations are built once; copies of it are cheap."""
-    # Imported here: datasketch loads scipy (about a second), and only workers make signatures.
-    from datasketch import MinHash
+    return _minhash_class()(num_perm=num_perm, seed=_MINHASH_SEED, hashfunc=xxhash.xxh32_intdigest)
 
-    return MinHash(num_perm=num_perm, seed=_MINHASH_SEED, hashfunc=xxhash.xxh32_intdigest)
+
+def _minhash_class() -> type[MinHash]:
+    """datasketch's MinHash, loaded without the rest of datasketch.
+
+    The package's `__init__` imports every sketch it has, and its LSH indexes load scipy: some
+    0.9 s of CPU in each worker process of each run, for a class that needs only numpy. The
+    package is registered unexecuted while its minhash module loads; a later `import datasketch`
+    runs the package as usual and finds that module loaded.
+    """
+    unexecuted = "datasketch" not in sys.modules
+    if unexecuted:
+        spec = importlib.util.find_spec("datasketch")
+        if spec is None:
+            raise ModuleNotFoundError("datasketch is not installed", name="datasketch")
+        sys.modules["datasketch"] = importlib.util.module_from_spec(spec)
+    try:
+        from datasketch.minhash import MinHash
+    finally:
+        if unexecuted:
+            del sys.modules["datasketch"]
+    return cast("type[MinHash]", MinHash)
 
 
 def prepare(settings: DedupSettings) -> None:
-    """Load what making signatures takes (datasketch, scipy) now, ahead of the first one."""
+    """Load what making signatures takes (datasketch's MinHash) now, ahead of the first one."""
     _template(settings.num_perm)
 
 
