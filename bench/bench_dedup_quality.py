@@ -27,12 +27,12 @@ from newsfold.config import DedupSettings
 from newsfold.dedup import (
     Fingerprint,
     band_keys,
-    fact_tokens,
     fingerprint,
     normalize_text,
     shingle_list,
     sketch,
 )
+from newsfold.facts import fact_tokens
 from tests.syndicate import Doc, corpus_texts, fold, labelled_docs, score
 
 Shingler = Callable[[str, int], list[bytes]]

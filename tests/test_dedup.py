@@ -28,12 +28,12 @@ from newsfold.dedup import (
     band_keys,
     compare,
     exact_similarity,
-    fact_tokens,
     fingerprint,
     normalize_text,
     shingles,
 )
 from newsfold.extract import extract_page
+from newsfold.facts import fact_tokens
 from tests.syndicate import (
     BASE_TIME,
     OUTLETS,

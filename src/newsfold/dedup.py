@@ -8,7 +8,7 @@ How an article finds its story:
    The store keeps one row per (band key, article) and asks `band_key IN (...)` within the time
    window, so the cost of a lookup depends on the new article only.
 3. Verification: `compare` estimates the shingle containment from the signatures and checks
-   that the fact-bearing tokens (numbers, names) agree. Templated stories (market wraps,
+   that the fact-bearing tokens (numbers, names: `facts.py`) agree. Templated stories (market wraps,
    weather, results) share most of their wording but not their facts, so shingle overlap alone
    would fold them.
 4. Clustering (`cluster.py`): the articles linked by verified pairs form connected groups; `regroup`
@@ -37,6 +37,7 @@ import numpy as np
 import xxhash
 
 from newsfold.config import DedupSettings
+from newsfold.facts import facts_and_opening, is_number
 
 if TYPE_CHECKING:
     from datasketch.minhash import MinHash
@@ -46,19 +47,6 @@ _PUNCTUATION = re.compile(r"[^\w\s]|_")
 _UNSPACED = re.compile(
     "([\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])"
 )
-# A fact candidate, with the sentence boundary (if any) right before it; "'s" is left out.
-_FACT_SCAN = re.compile(
-    r"([.!?:;\n\"“«„—\u2013]?)[\s(\[]*(\d+(?:[.,:]\d+)*|[^\W\d_]+(?:['\u2019](?!s\b)[^\W\d_]+)*)"
-)
-# Prose ends with a full stop, a question or exclamation mark, a closing quote or bracket.
-_PROSE_END = (".", "!", "?", '"', "”", "\u2019", "'", ")", "。")  # NFKC turned "…" into "..."
-# "PARIS (AFP) —", "Paris, France -", "NEW YORK, Feb 17 (Reuters) -": a dateline opens a copy.
-_DATELINE = re.compile(r"\A[^\n.!?]{1,40}?\s[—\u2013-]{1,2}\s")
-# Wire agencies appear in datelines and credit lines, which outlets rewrite at will.
-_AGENCIES = frozenset(
-    {"afp", "ap", "reuters", "efe", "dpa", "ansa", "xinhua", "upi", "kyodo", "yonhap", "aap",
-     "pti", "ians", "tass", "anadolu", "apa", "sda", "ats", "ctk", "pap", "epa"}
-)  # fmt: skip
 _FEW_FACTS = 3  # below this many facts of a kind, a share of them is no evidence
 _STRAY_NAMES = 1  # a byline, photo credit or sign-off gives one copy a name the other lacks
 _CORRECTED_SHARE = 4  # a corrected copy may change one number in four (at least two)
@@ -66,8 +54,6 @@ _MIN_MATCHES = 2  # equal MinHash values needed before containment is scaled up 
 _OWN_NEWS = 3  # facts of an opening the other text lacks that make it news of its own
 _SHORT_SHINGLES = 96  # a text of fewer than 100 words (96 word 5-grams) is short
 _NEAR_IDENTICAL = 0.9  # containment at which texts too short and bare to judge still fold
-_OPENING_MIN = 15
-_OPENING_WORDS = 80
 _OPENING_FACTS = 32  # fact hashes kept of the opening paragraph
 _MINHASH_SEED = 1
 _LEAD_PERM = 32
@@ -109,65 +95,6 @@ def shingles(text: str, size: int) -> set[bytes]:
     return set(shingle_list(normalize_text(text), size))
 
 
-def fact_tokens(text: str) -> frozenset[str]:
-    """The tokens that carry a story's facts: numbers, and capitalised words inside a sentence.
-
-    Only prose lines count (ending like a sentence ends), so headlines, share bars, "Related:"
-    links and other page furniture that leaks into the text add no facts; nor do a leading
-    dateline and wire agency names, which outlets rewrite. Numbers keep their separators
-    ("3.5", "1,204", "10:30"); a capitalised word of two letters or more counts unless it opens
-    a sentence, a quote or a dash clause, where any word is capitalised. Tokens are casefolded.
-    """
-    return _facts_of_lines(_prose_lines(text))
-
-
-def opening_facts(text: str) -> frozenset[str]:
-    """The facts of a text's opening: its first prose paragraph of at least `_OPENING_MIN`
-    words (shorter lines are headlines, captions, notes) that holds any, at most its first
-    `_OPENING_WORDS` words (for texts that come as one long paragraph).
-
-    A live-update post opens with its new item, an updated copy with the story's own opening
-    (or new paragraphs over it): `compare` reads the two openings to tell them apart.
-    """
-    return _opening_of(_prose_lines(text))
-
-
-def _opening_of(prose_lines: list[str]) -> frozenset[str]:
-    for line in prose_lines:
-        words = line.split()
-        if len(words) >= _OPENING_MIN and (
-            found := _facts_of_prose(" ".join(words[:_OPENING_WORDS]))
-        ):
-            return found
-    return frozenset()
-
-
-def _prose_lines(text: str) -> list[str]:
-    lines = unicodedata.normalize("NFKC", text).splitlines()
-    return [line for line in lines if line.rstrip().endswith(_PROSE_END)]
-
-
-def _facts_of_lines(prose_lines: list[str]) -> frozenset[str]:
-    return _facts_of_prose("\n".join(prose_lines))
-
-
-def _facts_of_prose(prose: str) -> frozenset[str]:
-    found = _FACT_SCAN.findall("\n" + _DATELINE.sub("", prose.lstrip(), count=1))
-    return (
-        frozenset(
-            word.casefold()
-            for boundary, word in found
-            if word[0].isdigit() or (not boundary and word[0].isupper() and len(word) > 1)
-        )
-        - _AGENCIES
-    )
-
-
-def is_number(fact: str) -> bool:
-    """Whether a fact token is a number (else it is a name)."""
-    return fact[0].isdigit()
-
-
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
     """What dedup keeps of an article's text.
@@ -177,8 +104,8 @@ class Fingerprint:
     cut short keeps the lead). `facts` holds the smallest `fact_sketch_size` 32-bit hashes of
     the fact tokens, sorted: a bottom-k sketch, exact while `fact_count` fits; a fact's hash is
     even for a number and odd for a name. `text_hash` is the SHA-256 of the normalized text.
-    `opening` holds the hashes of the `opening_facts` (at most `_OPENING_FACTS`, sorted; none in
-    a fingerprint stored before they were kept).
+    `opening` holds the hashes of the `facts.opening_facts` (at most `_OPENING_FACTS`, sorted;
+    none in a fingerprint stored before they were kept).
     """
 
     signature: bytes
@@ -301,8 +228,8 @@ def fingerprint(text: str, settings: DedupSettings) -> Fingerprint:
     ordered = shingle_list(normalized, settings.shingle_size)
     lead_shingles = max(settings.lead_words - settings.shingle_size + 1, 1)
     lead = ordered[:lead_shingles] if settings.lead_words else []
-    prose = _prose_lines(text)
-    return sketch(ordered, lead, _facts_of_lines(prose), normalized, settings, _opening_of(prose))
+    facts, opening = facts_and_opening(text)
+    return sketch(ordered, lead, facts, normalized, settings, opening)
 
 
 def sketch(
