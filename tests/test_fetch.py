@@ -15,12 +15,8 @@ import pytest
 
 from newsfold.config import FetchSettings, Settings
 from newsfold.errors import FetchError
-from newsfold.fetch import (
-    HTML_ACCEPT,
-    Fetcher,
-    max_age_seconds,
-    retry_after_seconds,
-)
+from newsfold.fetch import HTML_ACCEPT, Fetcher, max_age_seconds
+from newsfold.fetchfaults import retry_after_seconds
 from newsfold.model import FetchResult
 from newsfold.netguard import (
     AddressGuard,
