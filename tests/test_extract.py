@@ -28,7 +28,7 @@ from tests.textmetrics import (
     CorpusPage,
     corpus_pages,
     mean_f1_by_collection,
-    plain_trafilatura,
+    plain_corpus_texts,
     snippet_counts,
     token_f1,
 )
@@ -82,9 +82,7 @@ def corpus_run() -> CorpusRun:
     settings = ExtractSettings(workers=0, page_timeout=120)
     with ExtractPool(settings) as pool:
         ours = asyncio.run(_extract_all(pool, pages))
-    with ExtractPool(settings, extractor=plain_trafilatura) as pool:
-        plain = asyncio.run(_extract_all(pool, pages))
-    return CorpusRun(pages, ours, [r.text if isinstance(r, Extracted) else "" for r in plain])
+    return CorpusRun(pages, ours, list(plain_corpus_texts()))
 
 
 @pytest.mark.parametrize("collection", TEXT_COLLECTIONS)

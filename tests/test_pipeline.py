@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
-import trafilatura
 from sqlalchemy import select
 
 from newsfold import pipeline
@@ -23,7 +20,13 @@ from newsfold.parse import parse_feed
 from newsfold.store import Store, schema
 from newsfold.store.sql import SqlStore
 from tests.server import FeedServer, serve_corpus_feeds
-from tests.textmetrics import CorpusPage, corpus_pages, mean_f1_by_collection, snippet_counts
+from tests.textmetrics import (
+    CorpusPage,
+    corpus_pages,
+    mean_f1_by_collection,
+    plain_corpus_texts,
+    snippet_counts,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -98,10 +101,6 @@ def test_corpus_feeds_end_to_end(site: FeedServer, settings: Settings, store: Sq
     assert store.stats()["stories"] == stats["stories"]
 
 
-def plain_extract(body: bytes) -> str:
-    return trafilatura.extract(body) or ""
-
-
 def test_article_text_matches_plain_trafilatura(
     site: FeedServer, settings: Settings, store: SqlStore
 ) -> None:
@@ -124,8 +123,7 @@ def test_article_text_matches_plain_trafilatura(
     assert report.feeds_failed == 0
     texts = _page_texts_by_link(store)
     ours = [texts.get(links[p.path], "") for p in pages]
-    with ProcessPoolExecutor(os.cpu_count()) as executor:
-        plain = list(executor.map(plain_extract, [p.body() for p in pages], chunksize=8))
+    plain = list(plain_corpus_texts())
     ours_f1, plain_f1 = mean_f1_by_collection(pages, ours), mean_f1_by_collection(pages, plain)
     for collection, score in plain_f1.items():
         assert ours_f1[collection] >= score - 0.01, (collection, ours_f1[collection], score)
