@@ -213,10 +213,11 @@ def test_usage_errors_exit_2(tmp_path: Path, args: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize(
     "db",
-    ["sqlite:////dev/null/newsfold.db", f"postgresql://nobody@127.0.0.1:{free_port()}/newsfold"],
+    ["sqlite:////dev/null/newsfold.db", "postgresql://nobody@127.0.0.1:{port}/newsfold"],
 )
 def test_an_unreachable_store_exits_1_with_one_line(tmp_path: Path, db: str) -> None:
     """A store that cannot be opened: exit 1, one line naming it, nothing run."""
+    db = db.format(port=free_port())  # a port nobody listens on, picked as the test runs
     done = Workspace.create(tmp_path).run("--db", db, "run")
     assert done.returncode == 1
     line = one_line(done)
