@@ -305,16 +305,17 @@ class Backend:
         self.schemas: list[str] = []
 
     def url(self, kept_as: str | None = None) -> str:
-        """A fresh store; with `kept_as` and --keep, a SQLite file kept there under that name
-        (loaded by an earlier run when it exists)."""
+        """A fresh store; with `kept_as` and --keep, a store kept under that name (loaded by an
+        earlier run when it exists): a SQLite file in --keep, a PostgreSQL schema left in place."""
+        kept = kept_as if self.keep is not None else None
         if self.name == "sqlite":
-            if kept_as and self.keep:
-                return f"sqlite:///{self.keep / kept_as}.db"
-            return f"sqlite:///{self.scratch / uuid.uuid4().hex}.db"
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
+            folder = self.keep if kept and self.keep else self.scratch
+            return f"sqlite:///{folder / (kept or uuid.uuid4().hex)}.db"
+        schema = "bench_" + (f"kept_{kept.replace('-', '_')}" if kept else uuid.uuid4().hex[:10])
         with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        self.schemas.append(schema)
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        if not kept:
+            self.schemas.append(schema)
         return f"{PG_URL}?options=-csearch_path%3D{schema}"
 
     def cleanup(self) -> None:
@@ -385,7 +386,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--skip-run", action="store_true", help="leave out the cost in a run")
     parser.add_argument(
-        "--keep", type=Path, help="keep the SQLite archives in this directory, and reuse them"
+        "--keep",
+        type=Path,
+        help="keep the archives (SQLite: files in this directory; PostgreSQL: schemas"
+        " bench_kept_*) and reuse them",
     )
     parser.add_argument("--skip-write", action="store_true", help="leave out the write cost")
     args = parser.parse_args()
