@@ -136,12 +136,13 @@ def test_a_store_from_before_merges_migrates_and_folds_on(
     """A store made before stories could merge gains the columns (each old story its own
     component) and folds later copies into the stories the whole set makes."""
     db = tmp_path / "old.db"
-    monkeypatch.setattr(schema, "LATEST", schema.LATEST - 1)
+    monkeypatch.setattr(schema, "LATEST", schema.MIGRATIONS.index(schema._story_merges))
     with migrated_store(f"sqlite:///{db}") as store:
         feed = add_feed(store, "https://feeds.example/all")
         save_copies(store, feed, docs[:30], now=NOW)()
     with sqlite3.connect(db) as conn:  # the columns the schema had before
-        conn.execute("DROP INDEX ix_stories_component")
+        for index in ("ix_stories_component", "ix_stories_merged_into"):
+            conn.execute(f"DROP INDEX {index}")
         for column in ("merged_into", "component"):
             conn.execute(f"ALTER TABLE stories DROP COLUMN {column}")
     monkeypatch.undo()

@@ -182,18 +182,26 @@ def highlight(text: str, query: Query, width: int = SNIPPET_CHARS) -> Snippet:
 def _matches(text: str, query: Query, width: int) -> list[tuple[int, int]]:
     """Spans where one of the query's terms occurs, in text order, overlaps merged, from the
     start of the text to `width` characters past the first one."""
-    terms = {tuple(fold(w) for w in term.words) for term in query.terms}
-    recent: deque[tuple[int, str]] = deque(maxlen=max(len(t) for t in terms))
+    ending: dict[str, list[tuple[str, ...]]] = {}  # the terms by their last word
+    for term in {tuple(fold(w) for w in term.words) for term in query.terms}:
+        ending.setdefault(term[-1], []).append(term)
+    recent: deque[tuple[int, str]] = deque(maxlen=max(len(t) for ts in ending.values() for t in ts))
     found: list[tuple[int, int]] = []
     for word in _WORD.finditer(text):
         if found and word.start() > found[0][0] + width:
             break
-        recent.append((word.start(), fold(word.group())))
-        folded = [w for _, w in recent]
-        for term in terms:
-            if tuple(folded[-len(term) :]) == term and len(folded) >= len(term):
+        folded = fold(word.group())
+        recent.append((word.start(), folded))
+        # Most words end no term: only those that do are compared with what came before.
+        for term in ending.get(folded, ()):
+            if len(recent) >= len(term) and _ends_with(recent, term):
                 found.append((recent[-len(term)][0], word.end()))
     return _merged(sorted(found))
+
+
+def _ends_with(recent: deque[tuple[int, str]], term: tuple[str, ...]) -> bool:
+    skip = len(recent) - len(term)
+    return all(recent[skip + i][1] == word for i, word in enumerate(term))
 
 
 def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -108,6 +108,13 @@ stories = Table(
     Index("ix_stories_updated_at", "updated_at"),
     Index("ix_stories_first_seen", "first_seen"),
     Index("ix_stories_component", "component"),
+    # The few merged stories, found by the story they lead to whenever a story is read.
+    Index(
+        "ix_stories_merged_into",
+        "merged_into",
+        sqlite_where=text("merged_into IS NOT NULL"),
+        postgresql_where=text("merged_into IS NOT NULL"),
+    ),
 )
 
 articles = Table(
@@ -257,9 +264,16 @@ def _story_merges(conn: Connection, progress: Progress) -> None:
     """Stories that merge and the components they regroup in (today's stories are each their
     own component)."""
     _add_columns(stories, "merged_into", "component")(conn, progress)
-    next(i for i in stories.indexes if i.name == "ix_stories_component").create(
-        conn, checkfirst=True
-    )
+    _create_index(conn, stories, "ix_stories_component")
+
+
+def _merged_index(conn: Connection, progress: Progress) -> None:
+    """Reading a story looks up the stories merged into it: by index, not a scan of them all."""
+    _create_index(conn, stories, "ix_stories_merged_into")
+
+
+def _create_index(conn: Connection, table: Table, name: str) -> None:
+    next(i for i in table.indexes if i.name == name).create(conn, checkfirst=True)
 
 
 def _create(*tables: Table) -> Migration:
@@ -279,6 +293,7 @@ MIGRATIONS: list[Migration] = [
     _add_columns(feeds, "page_failures"),
     _add_columns(feeds, "pending_entries"),
     _story_merges,
+    _merged_index,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -288,27 +288,11 @@ def _load_stories(conn: Connection, ids: list[int]) -> list[Story]:
     heads: dict[int, Any] = {}
     merged: dict[int, list[int]] = {i: [] for i in ids}
     for chunk in chunks(ids):
-        for row in conn.execute(select(stories).where(stories.c.id.in_(chunk))):
+        for row in conn.execute(_HEADS, {"ids": chunk}):
             heads[row.id] = row
-        absorbed = select(stories.c.id, stories.c.merged_into).where(
-            stories.c.merged_into.in_(chunk)
-        )
-        for row in conn.execute(absorbed.order_by(stories.c.id)):
+        for row in conn.execute(_ABSORBED, {"ids": chunk}):
             merged[row.merged_into].append(row.id)
-        feed_url = (
-            select(feeds.c.url)
-            .join(entries, entries.c.feed_id == feeds.c.id)
-            .where(entries.c.article_id == articles.c.id)
-            .order_by(entries.c.id)
-            .limit(1)
-            .scalar_subquery()
-        )
-        query = (
-            select(articles, feed_url.label("feed_url"))
-            .where(articles.c.story_id.in_(chunk))
-            .order_by(articles.c.first_seen, articles.c.id)
-        )
-        for row in conn.execute(query):
+        for row in conn.execute(_COPIES, {"ids": chunk}):
             copies[row.story_id].append(rows.story_article(row._mapping))
     result = []
     for story_id in ids:
@@ -343,6 +327,26 @@ def _recount_stories(conn: Connection, which: Any = None, **values: Any) -> None
 
 
 # Built once: statements run for every new article reuse their compiled form.
+_IDS = bindparam("ids", type_=Integer, expanding=True)  # a chunk of story ids
+_HEADS = select(stories).where(stories.c.id.in_(_IDS))
+_ABSORBED = (
+    select(stories.c.id, stories.c.merged_into)
+    .where(stories.c.merged_into.in_(_IDS))
+    .order_by(stories.c.id)
+)
+_FIRST_FEED = (
+    select(feeds.c.url)
+    .join(entries, entries.c.feed_id == feeds.c.id)
+    .where(entries.c.article_id == articles.c.id)
+    .order_by(entries.c.id)
+    .limit(1)
+    .scalar_subquery()
+)
+_COPIES = (
+    select(articles, _FIRST_FEED.label("feed_url"))
+    .where(articles.c.story_id.in_(_IDS))
+    .order_by(articles.c.first_seen, articles.c.id)
+)
 _BUCKETS = bindparam("buckets", type_=postgresql.ARRAY(Integer))  # one array, however many
 _ADD_BUCKETS = (
     postgresql.insert(dedup_locks)
