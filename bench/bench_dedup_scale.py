@@ -30,10 +30,11 @@ loopback address per outlet; newsfold's `pipeline.run` on a fresh SQLite store, 
 (loopback allowed). Three variants take turns for --rounds rounds, each run in a fresh process:
 dedup as it is; no lookup and a trivial decision (a new story for every article); and also no
 MinHash (plans reduced to the text hash). Printed: wall time and CPU (main process, extraction
-workers), medians over the rounds, and what dedup adds to the run, from
-those medians and measured directly: the CPU time of the fold decisions during the run (in the
-store's thread) and of fingerprinting the stored texts (what the worker pool does), measured
-after it. On a shared machine the CPU figures are the ones to read; wall time follows the load.
+workers), medians over the rounds, and what dedup adds to the run, from those medians and
+measured directly: the CPU time of the fold decisions during the run (in the store's thread: the
+look-ups, the candidates verified, the group read and the decision) and of fingerprinting the
+stored texts (what the worker pool does), measured after it. On a shared machine the CPU figures
+are the ones to read; wall time follows the load.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ from sqlalchemy.schema import CreateIndex, Index
 
 from newsfold import dedup, fold, pipeline
 from newsfold.config import DedupSettings, Settings
-from newsfold.fold import FoldDecision, FoldPlan, FoldRules, Found
+from newsfold.fold import Candidate, FoldDecision, FoldPlan, FoldRules, Found
 from newsfold.model import Article, Entry, FeedSource
 from newsfold.store import FeedUpdate, PlannedArticle, schema
 from newsfold.store import stories as story_rows
@@ -547,6 +548,16 @@ def timed_look_up(*args: Any) -> Found:
         return LOOK_UP(*args)
 
 
+def timed_linked(plan: FoldPlan, found: Found, settings: DedupSettings) -> tuple[int, ...]:
+    with Fold.timing():
+        return LINKED(plan, found, settings)
+
+
+def timed_group(conn: Connection, components: Sequence[int]) -> tuple[Candidate, ...]:
+    with Fold.timing():
+        return GROUP(conn, components)
+
+
 def no_look_up(*args: Any) -> Found:
     return Found(None)
 
@@ -564,6 +575,7 @@ def text_hashes_only(texts: list[str], settings: DedupSettings) -> list[FoldPlan
 
 
 DECIDE, LOOK_UP = fold.decide, story_rows.look_up
+LINKED, GROUP = fold.linked_components, story_rows._group
 # name -> (the store's dedup lookups, the decision, MinHash fingerprints)
 VARIANTS: dict[str, tuple[Callable[..., Found], Callable[..., FoldDecision], bool]] = {
     "dedup as it is": (timed_look_up, timed_decide, True),
@@ -587,6 +599,7 @@ def one_run(variant: str, feed_urls: list[str], db: Path) -> RunResult:
     """A run of the whole pipeline (in a fresh process), with the variant's dedup."""
     look_up, decide, minhash = VARIANTS[variant]
     story_rows.look_up, fold.decide = look_up, decide
+    fold.linked_components, story_rows._group = timed_linked, timed_group
     if not minhash:
         fold.plan_all = text_hashes_only
     settings = Settings().replace("fetch", allow_private_networks=True)
