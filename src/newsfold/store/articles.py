@@ -81,7 +81,8 @@ def _record_feed(
     ids = {url: article_id for url, (article_id, _) in linked.items()} | by_url
     found = [(e, ids.get(links.get(e.key, ""))) for e in new_entries]
     created = save_entries(conn, update_, found)
-    refresh_entry_count(conn, update_.feed_id)
+    if created:  # only new rows change the count: a feed unchanged since is not counted again
+        refresh_entry_count(conn, update_.feed_id)
     outcomes = [outcome for _, outcome in saved]
     return FeedCommit(
         entries_new=created,
