@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hashlib
 import random
 import sqlite3
@@ -54,7 +55,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import cycle, islice
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -68,7 +69,7 @@ from sqlalchemy.schema import CreateIndex, Index
 
 from newsfold import dedup, fold, pipeline
 from newsfold.config import DedupSettings, Settings
-from newsfold.fold import Candidate, FoldDecision, FoldPlan, FoldRules, Found
+from newsfold.fold import FoldDecision, FoldPlan, FoldRules, Found
 from newsfold.model import Article, Entry, FeedSource
 from newsfold.store import FeedUpdate, PlannedArticle, schema
 from newsfold.store import stories as story_rows
@@ -87,6 +88,8 @@ from tests.syndicate import OUTLETS, WIRE, Doc, corpus_texts, labelled_docs, syn
 from tests.textmetrics import CORPUS, corpus_pages
 
 SETTINGS = Settings()
+P = ParamSpec("P")
+R = TypeVar("R")
 BULK_CHUNK = 20_000  # articles per bulk transaction
 FINGERPRINT_POOL = 1_000  # generated texts whose fingerprints the bulk rows reuse
 PER_FEED = 10  # new articles per feed transaction
@@ -538,24 +541,15 @@ class Fold:
             Fold.cpu += time.thread_time() - started
 
 
-def timed_decide(plan: FoldPlan, found: Found, settings: DedupSettings) -> FoldDecision:
-    with Fold.timing():
-        return DECIDE(plan, found, settings)
+def timed(step: Callable[P, R]) -> Callable[P, R]:
+    """`step`, its CPU time added to `Fold.cpu`."""
 
+    @functools.wraps(step)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with Fold.timing():
+            return step(*args, **kwargs)
 
-def timed_look_up(*args: Any) -> Found:
-    with Fold.timing():
-        return LOOK_UP(*args)
-
-
-def timed_linked(plan: FoldPlan, found: Found, settings: DedupSettings) -> tuple[int, ...]:
-    with Fold.timing():
-        return LINKED(plan, found, settings)
-
-
-def timed_group(conn: Connection, components: Sequence[int]) -> tuple[Candidate, ...]:
-    with Fold.timing():
-        return GROUP(conn, components)
+    return run
 
 
 def no_look_up(*args: Any) -> Found:
@@ -574,11 +568,9 @@ def text_hashes_only(texts: list[str], settings: DedupSettings) -> list[FoldPlan
     return [fold.plan_of(fp, settings) for fp in prints]
 
 
-DECIDE, LOOK_UP = fold.decide, story_rows.look_up
-LINKED, GROUP = fold.linked_components, story_rows._group
 # name -> (the store's dedup lookups, the decision, MinHash fingerprints)
 VARIANTS: dict[str, tuple[Callable[..., Found], Callable[..., FoldDecision], bool]] = {
-    "dedup as it is": (timed_look_up, timed_decide, True),
+    "dedup as it is": (timed(story_rows.look_up), timed(fold.decide), True),
     "no lookup, new story each time": (no_look_up, new_story, True),
     "no dedup, no MinHash": (no_look_up, new_story, False),
 }
@@ -599,7 +591,8 @@ def one_run(variant: str, feed_urls: list[str], db: Path) -> RunResult:
     """A run of the whole pipeline (in a fresh process), with the variant's dedup."""
     look_up, decide, minhash = VARIANTS[variant]
     story_rows.look_up, fold.decide = look_up, decide
-    fold.linked_components, story_rows._group = timed_linked, timed_group
+    fold.linked_components = timed(fold.linked_components)
+    story_rows._group = timed(story_rows._group)
     if not minhash:
         fold.plan_all = text_hashes_only
     settings = Settings().replace("fetch", allow_private_networks=True)

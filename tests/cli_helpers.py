@@ -120,8 +120,11 @@ class Workspace:
     def process_env(self) -> dict[str, str]:
         # The command sees only the width a test gives it: not that of the terminal (or of the
         # test runner's workers, which set COLUMNS and LINES) the tests were started from.
-        inherited = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-        env = {k: v for k, v in inherited.items() if not k.startswith("NEWSFOLD_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("NEWSFOLD_") and k not in ("COLUMNS", "LINES")
+        }
         for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
             env[name] = str(self.root / "xdg" / name.lower())
         if self.audit_connections:

@@ -203,15 +203,9 @@ def save_entries(conn: Connection, u: FeedUpdate, found: Sequence[tuple[Entry, i
             "feed_id": u.feed_id,
             "key": entry.key,
             "first_seen": u.checked_at,
-            "link": entry.link,
-            "title": entry.title,
-            "summary": entry.summary,
-            "published": entry.published,
-            "date_suspect": entry.date_suspect,
-            "author": entry.author,
-            "content_hash": entry.content_hash,
             "updated_at": u.checked_at,
             "article_id": article_id,
+            **{name: getattr(entry, name) for name in _ENTRY_FIELDS},
         }
         for entry, article_id in last.values()
     ]
@@ -224,17 +218,9 @@ def refresh_entry_count(conn: Connection, feed_id: int) -> None:
     conn.execute(update(feeds).where(feeds.c.id == feed_id).values(entries=count))
 
 
-_ENTRY_VALUES = (
-    "link",
-    "title",
-    "summary",
-    "published",
-    "date_suspect",
-    "author",
-    "content_hash",
-    "updated_at",
-    "article_id",
-)
+# An entry's own fields that its row keeps; a check that finds the entry again rewrites them.
+_ENTRY_FIELDS = ("link", "title", "summary", "published", "date_suspect", "author", "content_hash")
+_ENTRY_VALUES = (*_ENTRY_FIELDS, "updated_at", "article_id")
 
 
 @cache

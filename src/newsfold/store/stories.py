@@ -75,7 +75,7 @@ class StoriesSql(SqlBase):
         survivor = func.coalesce(stories.c.merged_into, stories.c.id)
         with self._read() as conn:
             into = conn.execute(select(survivor).where(stories.c.id == story_id)).scalar()
-            found = _load_stories(conn, [story_id if into is None else into])
+            found = [] if into is None else _load_stories(conn, [into])
         return found[0] if found else None
 
     def stories_by_id(self, ids: Sequence[int]) -> list[Story]:
@@ -211,7 +211,7 @@ def _look_up_locked(
 
 def _group(conn: Connection, components: Sequence[int]) -> tuple[Candidate, ...]:
     """Every folded article of the stories of these components."""
-    found = conn.execute(_MEMBERS.where(_IN_COMPONENTS), _components(components))
+    found = conn.execute(_MEMBERS.where(_IN_COMPONENTS), {"components": list(components)})
     return tuple(_candidate(row) for row in found)
 
 
@@ -254,7 +254,7 @@ def _apply(
             conn.execute(redirect.values(merged_into=target, article_count=0, updated_at=now))
     if len(components) > 1:
         joined = update(stories).where(_IN_COMPONENTS).values(component=component)
-        conn.execute(joined, _components(components))
+        conn.execute(joined, {"components": list(components)})
     if moved:
         _recount_stories(conn, stories.c.id.in_(sorted(touched)), updated_at=now)
 
@@ -272,11 +272,6 @@ def _join_or_open(
 def _open(conn: Connection, component: int | None, now: datetime, article_count: int) -> int:
     values = {"first_seen": now, "updated_at": now, "article_count": article_count}
     return insert_id(conn, stories.insert().values(component=component, **values))
-
-
-def _components(components: Sequence[int]) -> dict[str, list[int]]:
-    """The parameters of `_IN_COMPONENTS`."""
-    return {"components": list(components), "component_ids": list(components)}
 
 
 def _candidate(row: Any) -> Candidate:
@@ -369,8 +364,9 @@ _LOCK_COMPONENT = text("SELECT pg_advisory_xact_lock(:space, :component)").bindp
     space=COMPONENT_LOCKS
 )
 # The stories of the given components (a story without one is its own).
-_IN_COMPONENTS = stories.c.component.in_(bindparam("components", expanding=True)) | (
-    stories.c.component.is_(None) & stories.c.id.in_(bindparam("component_ids", expanding=True))
+_COMPONENTS = bindparam("components", type_=Integer, expanding=True)
+_IN_COMPONENTS = stories.c.component.in_(_COMPONENTS) | (
+    stories.c.component.is_(None) & stories.c.id.in_(_COMPONENTS)
 )
 _COMPONENT = func.coalesce(stories.c.component, stories.c.id).label("component")
 _MEMBERS = (
