@@ -243,3 +243,56 @@ def test_entries_past_the_cap_wait_for_the_next_run(
     third = run(settings, store)
     assert (third.entries_new, third.entries_deferred) == (5, 0)
     assert store.stats()["articles"] == 25
+
+
+@pytest.mark.parametrize("validators", [True, False], ids=["etag", "no-validators"])
+def test_a_body_that_is_not_a_feed_is_not_parsed_again(
+    site: FeedServer,
+    settings: Settings,
+    store: SqlStore,
+    monkeypatch: pytest.MonkeyPatch,
+    validators: bool,
+) -> None:
+    """A feed URL that answers an HTML page keeps failing with the same error while the page
+    stays the same (asked with its validators when it had some: a 304), without a new parse;
+    once the URL serves a feed again, the feed is read and its entries stored."""
+    path = f"/not-a-feed/{'etag' if validators else 'plain'}.xml"
+    body = b"<!DOCTYPE html><html><body><p>Moved to our new site.</p></body></html>"
+    feed_body = rss([("Back", site.url("/not-a-feed/back.html"), "Back again.")])
+    serving = {"body": body}
+    if validators:
+        url = site.add(path, body, content_type="text/html")
+    else:
+        url = site.add_handler(
+            path, lambda h: h.send_body(serving["body"], content_type="text/html")
+        )
+    parsed: list[str] = []
+    original = pipeline._FeedRunner._parse
+
+    async def counted(self: pipeline._FeedRunner, feed: FeedState, result: object) -> object:
+        parsed.append(feed.url)
+        return await original(self, feed, result)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline._FeedRunner, "_parse", counted)
+    store.sync_feeds([FeedSource(url)], NOW)
+    settings = settings.replace("extract", fetch_pages=False)
+    expected = f"{url}: an HTML page, not a feed"
+
+    for checks in (1, 2, 3):
+        report = run(settings, store)
+        (state,) = store.feeds()
+        assert (report.feeds_failed, report.failures_by_kind) == (1, {"parse": 1})
+        assert (state.status, state.last_error, state.error_count) == ("error", expected, checks)
+        assert parsed == [url]  # the first check only
+    if validators:
+        asked = [h for _, seen, h in site.requests if seen == path]
+        assert [h.get("If-None-Match") is not None for h in asked] == [False, True, True]
+
+    if validators:
+        site.add(path, feed_body)
+    else:
+        serving["body"] = feed_body
+    report = run(settings, store)
+    (state,) = store.feeds()
+    assert (report.feeds_ok, report.articles_new, state.status) == (1, 1, "ok")
+    assert state.last_error is None and len(parsed) == 2

@@ -7,7 +7,8 @@ NewsfoldError
  │    └── StoreMissing  a command that only reads found no store (exit 1, nothing created)
  └── StageError         one feed or page failed at one stage: its URL, a kind, transient or not
       ├── FetchError    a request failed (with the status and Retry-After when there were some)
-      ├── ParseError    a body is not a feed (HTML, empty, garbage), or parsing it timed out
+      ├── ParseError    a body could not be read as a feed: parsing it timed out, or
+      │    └── NotAFeed the body itself is not a feed (HTML, empty, garbage)
       ├── ExtractError  a page gave no text, or extracting it timed out
       ├── PageSkipped   a page left alone: robots.txt, an empty answer, not HTML
       └── FoldError     a feed's articles could not be fingerprinted (a worker timed out or died)
@@ -94,6 +95,10 @@ class ParseError(StageError):
 
     def __init__(self, url: str, cause: str) -> None:
         super().__init__(url, cause, kind="parse", transient=False)
+
+
+class NotAFeed(ParseError):
+    """The body itself is not a feed: the same body fails the same way, so it is remembered."""
 
 
 class ExtractError(StageError):

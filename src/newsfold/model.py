@@ -32,6 +32,7 @@ class FeedState:
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
+    body_error: str | None = None  # why the body at body_hash is not a feed, if it is not
     error_count: int = 0
     last_error: str | None = None
     error_kind: str | None = None

@@ -26,7 +26,7 @@ import feedparser
 
 from newsfold import charset
 from newsfold.dates import from_struct_time, parse_date
-from newsfold.errors import ParseError
+from newsfold.errors import NotAFeed
 from newsfold.model import MAX_TEXT_CHARS, Entry, ParsedFeed
 from newsfold.urls import canonicalize_url
 
@@ -76,19 +76,19 @@ _SY_PERIODS = {
 def parse_feed(
     body: bytes, *, url: str, content_type: str | None, now: datetime, max_entries: int
 ) -> ParsedFeed:
-    """Read a feed body into entries; raise ParseError(url, cause) when it is not a feed.
+    """Read a feed body into entries; raise NotAFeed(url, cause) when it is not a feed.
 
     Keeps the first `max_entries` entries (the rest wait for a later run), each key once.
     `now` (UTC if naive) decides which dates are implausibly far in the future.
     """
     text = charset.decode(body, content_type)
     if not text.strip():
-        raise ParseError(url, "empty body")
+        raise NotAFeed(url, "empty body")
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     if text.lstrip("\ufeff \t\r\n")[:1] in ("{", "["):
         return _parse_json_feed(text, url, now, max_entries)
     if looks_like_html(text):
-        raise ParseError(url, "an HTML page, not a feed")
+        raise NotAFeed(url, "an HTML page, not a feed")
     return _parse_xml_feed(text, url, now, max_entries)
 
 
@@ -176,7 +176,7 @@ def _defuse_doctype(text: str, url: str) -> str:
         return text
     doctype = _DOCTYPE.match(text, start.start())
     if doctype is None:
-        raise ParseError(url, "not a feed (DOCTYPE never closed)")
+        raise NotAFeed(url, "not a feed (DOCTYPE never closed)")
     safe = "".join(m.group(0) for m in _SAFE_ENTITY.finditer(doctype.group(3) or ""))
     subset = f" [{safe}]" if safe else ""
     replacement = f"<!DOCTYPE {doctype.group(1)}{doctype.group(2).rstrip()}{subset}>"
@@ -210,12 +210,12 @@ def _drop_undeclared_prefixes(text: str) -> str | None:
 def _explain_no_entries(raw: Any, url: str) -> None:
     """Raise unless the body is a well-formed feed that simply lists no items."""
     if not raw.get("version"):
-        raise ParseError(url, "not a feed (no RSS, Atom or JSON Feed root)")
+        raise NotAFeed(url, "not a feed (no RSS, Atom or JSON Feed root)")
     problem = raw.get("bozo_exception")
     if raw.get("bozo") and problem is not None:
-        raise ParseError(url, f"not well-formed XML ({_describe(problem)}), no entries read")
+        raise NotAFeed(url, f"not well-formed XML ({_describe(problem)}), no entries read")
     if raw["entries"]:
-        raise ParseError(url, NO_USABLE_ITEMS)
+        raise NotAFeed(url, NO_USABLE_ITEMS)
 
 
 def _describe(problem: Exception) -> str:
@@ -272,18 +272,18 @@ def _parse_json_feed(text: str, url: str, now: datetime, max_entries: int) -> Pa
     try:
         document = json.loads(text)
     except ValueError as exc:
-        raise ParseError(url, f"invalid JSON ({exc})") from None
+        raise NotAFeed(url, f"invalid JSON ({exc})") from None
     version = document.get("version") if isinstance(document, dict) else None
     items = document.get("items") if isinstance(document, dict) else None
     if not isinstance(items, list) or not (version is None or "jsonfeed.org" in str(version)):
-        raise ParseError(url, "JSON but not a JSON Feed (no jsonfeed.org version and items)")
+        raise NotAFeed(url, "JSON but not a JSON Feed (no jsonfeed.org version and items)")
     entries = _collect(
         (item for item in items if isinstance(item, dict)),
         lambda item: _entry_from_json(item, url, now),
         max_entries,
     )
     if items and not entries:
-        raise ParseError(url, NO_USABLE_ITEMS)
+        raise NotAFeed(url, NO_USABLE_ITEMS)
     return ParsedFeed(
         title=_text(_string(document.get("title")), True),
         link=canonicalize_url(_string(document.get("home_page_url")) or "", url),

@@ -21,14 +21,14 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from newsfold import dedup, fold, schedule
 from newsfold.articles import ArticleMaker, MadeArticles, PageJob, add_counts
 from newsfold.config import Settings
-from newsfold.errors import FetchError, FoldError, ParseError, StageError, StoreError
+from newsfold.errors import FetchError, FoldError, NotAFeed, ParseError, StageError, StoreError
 from newsfold.extract import ExtractPool
 from newsfold.fetch import Fetcher
 from newsfold.hostslots import HostSlots, SlotStore
@@ -185,8 +185,10 @@ class _FeedRunner:
 
     async def process(self, feed: FeedState) -> str | None:
         """Check one feed; returns its error line, or None when it went well."""
+        result: FetchResult | None = None
         try:
-            result, parsed = await self._before_deadline(self._fetch_and_parse(feed))
+            result = await self._before_deadline(self._fetch(feed))
+            parsed = await self._before_deadline(self._parse_if_changed(feed, result))
             if parsed is None:
                 self.report.feeds_not_modified += 1
                 await self._record_unchanged(feed, result)
@@ -194,24 +196,30 @@ class _FeedRunner:
                 await self._record_parsed(feed, result, parsed)
                 self.report.feeds_ok += 1
         except StageError as exc:
-            retry_after = exc.retry_after if isinstance(exc, FetchError) else None
-            await self._record_failure(feed, str(exc), exc.kind, exc.transient, retry_after)
+            not_a_feed = result if isinstance(exc, NotAFeed) else None
+            await self._record_failure(feed, exc, not_a_feed)
             return str(exc)
         except (StoreError, StoppedAtDeadline):
             raise  # the store itself failed, or --max-time came: the feed is not recorded
         except Exception as exc:  # a bug costs this feed's check, never the run
             log.debug("%s: unexpected error", feed.url, exc_info=True)
-            message = f"{feed.url}: internal error: {type(exc).__name__}: {exc}"
-            await self._record_failure(feed, message, "internal", True, None)
-            return message
+            cause = f"internal error: {type(exc).__name__}: {exc}"
+            internal = StageError(feed.url, cause, kind="internal", transient=True)
+            await self._record_failure(feed, internal, None)
+            return str(internal)
         return None
 
-    async def _fetch_and_parse(self, feed: FeedState) -> tuple[FetchResult, ParsedFeed | None]:
-        """The feed's answer, and its entries unless it did not change."""
-        result = await self.fetcher.fetch(
-            feed.url, etag=feed.etag, last_modified=feed.last_modified
-        )
-        return result, None if _unchanged(feed, result) else await self._parse(feed, result)
+    async def _fetch(self, feed: FeedState) -> FetchResult:
+        return await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified)
+
+    async def _parse_if_changed(self, feed: FeedState, result: FetchResult) -> ParsedFeed | None:
+        """The feed's entries, or None when it did not change; a body that was not a feed last
+        time is the same fault this time, told without parsing it again."""
+        if not _unchanged(feed, result):
+            return await self._parse(feed, result)
+        if feed.body_error is not None:
+            raise NotAFeed(result.final_url, feed.body_error)
+        return None
 
     async def _before_deadline(self, work: Awaitable[T]) -> T:
         """`work`, cut off by --max-time: then StoppedAtDeadline, and the feed is not recorded."""
@@ -240,29 +248,30 @@ class _FeedRunner:
         )
 
     async def _record_failure(
-        self, feed: FeedState, error: str, kind: str, transient: bool, retry_after: float | None
+        self, feed: FeedState, exc: StageError, not_a_feed: FetchResult | None
     ) -> None:
+        """Record a failed check; `not_a_feed` is the answer whose body was not a feed, kept by
+        its validators and hash with the cause."""
         now = self.clock()
         next_check = schedule.next_check_after_failure(
             now,
             self.settings.schedule,
             url=feed.url,
             error_count=feed.error_count + 1,
-            transient=transient,
-            retry_after_seconds=retry_after,
+            transient=exc.transient,
+            retry_after_seconds=exc.retry_after if isinstance(exc, FetchError) else None,
         )
         self.report.feeds_failed += 1
-        self.report.count_failure(kind)
-        update = FeedUpdate(
-            feed.id,
-            now,
-            next_check,
-            error=error,
-            error_kind=kind,
-            etag=feed.etag,
-            last_modified=feed.last_modified,
-            body_hash=feed.body_hash,
-        )
+        self.report.count_failure(exc.kind)
+        update = FeedUpdate(feed.id, now, next_check, error=str(exc), error_kind=exc.kind)
+        if not_a_feed is not None:
+            update = replace(
+                update,
+                etag=not_a_feed.etag or feed.etag,
+                last_modified=not_a_feed.last_modified or feed.last_modified,
+                body_hash=_body_hash(not_a_feed.body) or feed.body_hash,
+                body_error=exc.cause,
+            )
         await self._commit(feed.url, update, [], [], {})
 
     async def _record_unchanged(self, feed: FeedState, result: FetchResult) -> None:

@@ -36,6 +36,9 @@ class FeedUpdate:
     etag: str | None = None
     last_modified: str | None = None
     body_hash: str | None = None
+    # Set with `error` when this check's body is not a feed: its validators and hash are kept
+    # with the cause, so the same body answers with the same error and no parse.
+    body_error: str | None = None
     rate: timedelta | None = None
     title: str | None = None  # the feed's own title: its name until the user gives one
     error: str | None = None

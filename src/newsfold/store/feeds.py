@@ -171,6 +171,7 @@ def update_feed_state(conn: Connection, u: FeedUpdate) -> None:
             etag=u.etag,
             last_modified=u.last_modified,
             body_hash=u.body_hash,
+            body_error=None,
             rate_seconds=u.rate.total_seconds() if u.rate else None,
         )
         if u.title:
@@ -182,6 +183,13 @@ def update_feed_state(conn: Connection, u: FeedUpdate) -> None:
             last_error=u.error,
             error_kind=u.error_kind,
         )
+        if u.body_error is not None:
+            values.update(
+                etag=u.etag,
+                last_modified=u.last_modified,
+                body_hash=u.body_hash,
+                body_error=u.body_error,
+            )
     conn.execute(update(feeds).where(feeds.c.id == u.feed_id).values(**values))
 
 

@@ -19,6 +19,7 @@ def feed_state(row: Any) -> FeedState:
         etag=row["etag"],
         last_modified=row["last_modified"],
         body_hash=row["body_hash"],
+        body_error=row["body_error"],
         error_count=row["error_count"],
         last_error=row["last_error"],
         error_kind=row["error_kind"],

@@ -76,6 +76,9 @@ feeds = Table(
     Column("etag", Text),
     Column("last_modified", Text),
     Column("body_hash", String(64)),
+    # Why the body at body_hash is not a feed, when it is not: the same body again is the same
+    # fault, told without parsing it again.
+    Column("body_error", Text),
     Column("error_count", Integer, nullable=False, default=0),
     Column("last_error", Text),
     Column("error_kind", String(32)),
@@ -294,6 +297,7 @@ MIGRATIONS: list[Migration] = [
     _add_columns(feeds, "pending_entries"),
     _story_merges,
     _merged_index,
+    _add_columns(feeds, "body_error"),
 ]
 LATEST = len(MIGRATIONS)
 
