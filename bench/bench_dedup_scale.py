@@ -339,6 +339,7 @@ def measure(path: Path, stored: int, count: int) -> ScaleResult:
     items = new_articles(WARM_UP + count)
     prints = {a.url: fold.plan(a.text, SETTINGS.dedup) for a in items}
     store = SqlStore(f"sqlite:///{path}")
+    store.migrate()  # a store kept from an older revision
     now = datetime.now(UTC)
     store.sync_feeds([FeedSource("https://new.example/feed.xml")], now)
     feed_id = store.feeds()[0].id
