@@ -181,11 +181,11 @@ def _shown(url: str) -> str:
 
 
 # The pages SQLite keeps per connection. Band keys are random, so a new article's 58 band rows
-# land on 58 pages all over their index; SQLite's default 2 MB spilled half-written pages to the
-# WAL mid-transaction and read the index's inner pages again for every key. With 1M stored
-# articles a new one cost 1.9 MB of writes and 6.5 ms of CPU with 2 MB, 0.6 MB and 3.5 ms with
-# 64 MB (bench_dedup_scale). Pages are taken only as read: a small store stays small.
-SQLITE_CACHE_KIB = 64 * 1024
+# land on 58 pages all over their index: with SQLite's default 2 MB, a slice's transaction
+# spilled half-written pages to the WAL and read the index's inner pages again for every key.
+# With a million stored articles that doubled the CPU of saving one (bench_dedup_scale); 32 MB
+# holds a 50-article slice's pages and the inner pages. Pages are taken only as they are read.
+SQLITE_CACHE_KIB = 32 * 1024
 
 
 def _configure_sqlite(engine: Engine) -> None:
