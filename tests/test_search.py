@@ -17,6 +17,7 @@ from newsfold.model import Article, Entry, FeedSource, Story
 from newsfold.query import QueryError, parse_query
 from newsfold.search import Found, find_stories
 from newsfold.store import FeedUpdate, Store, schema
+from newsfold.store.search import add_search_pairs
 from tests.stores import label_plan, labelled, same_label, schema_before_search
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -264,6 +265,43 @@ def test_migration_indexes_a_store_made_before_search(
         assert old.migrate(lambda done, total: seen.append((done, total))) == schema_before_search()
         assert seen[-1] == (2, 2)
         assert set(labels(search(old, "glaciers"))) == {"early", "late"}
+        assert old.check() == []
+    finally:
+        old.close()
+
+
+WORDS_ONLY = """UPDATE article_search SET document =
+    setweight(to_tsvector('simple', newsfold_search_words(a.title)), 'A')
+    || to_tsvector('simple', newsfold_search_words(a.text))
+    FROM articles a WHERE a.id = article_id"""
+
+
+def test_phrases_stay_exact_in_a_store_indexed_before_pairs(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store indexed by the schema before pairs of words (PostgreSQL adds them to every
+    stored document, with progress; SQLite has nothing to do) finds a phrase only where its
+    words are next to each other, and the words anywhere."""
+    from newsfold.store import open_store
+    from newsfold.store.sql import SqlStore
+
+    monkeypatch.setattr(schema, "LATEST", schema.MIGRATIONS.index(add_search_pairs))
+    old = open_store(store_url)
+    try:
+        old.migrate()
+        save(old, "zurich", [ZURICH])
+        save(old, "bank", [BANK])
+        if isinstance(old, SqlStore) and not old.is_sqlite:  # documents as they were: words
+            with old.engine.begin() as conn:
+                conn.exec_driver_sql(WORDS_ONLY)
+        monkeypatch.undo()
+        seen: list[tuple[int, int]] = []
+        old.migrate(lambda done, total: seen.append((done, total)))
+        assert labels(search(old, '"central bank"')) == ["zurich"]
+        assert set(labels(search(old, "central bank"))) == {"zurich", "bank"}
+        save(old, "later", ["Later, the central bank said it would wait."])
+        assert set(labels(search(old, '"the central bank"'))) == {"zurich", "later"}
+        assert seen == ([] if store_url.startswith("sqlite") else [(0, 2), (2, 2)])
         assert old.check() == []
     finally:
         old.close()

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Dialect
 
 from newsfold.errors import StoreError
 from newsfold.store import Progress
-from newsfold.store.search import create_search_index
+from newsfold.store.search import add_search_pairs, create_search_index
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -298,6 +298,7 @@ MIGRATIONS: list[Migration] = [
     _story_merges,
     _merged_index,
     _add_columns(feeds, "body_error"),
+    add_search_pairs,
 ]
 LATEST = len(MIGRATIONS)
 
