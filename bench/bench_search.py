@@ -20,7 +20,7 @@ Tables:
   words of one stored text): p50/p95 of `search_stories` (the store's statement) and of
   `find_stories` (what the command does in-process: query, stories with their copies,
   snippets) with this process's CPU beside it, then the `newsfold search` command's wall for 5
-  of each (Python's start included);
+  of each (Python's start included), and the slowest query in-process;
 - quality: tests/test_search_quality.py's check, counted (phrases whose story is in the top 3).
 """
 
@@ -304,6 +304,7 @@ def query_rows(store: SqlStore, db: str, kind: str, texts: list[str]) -> list[An
         f"{statistics.median(command_cpu):.1f}",
         f"{p95(command_cpu):.1f}",
         f"{statistics.median(walls):.0f}",
+        "{:.0f} {}".format(*max(zip(command_ms, texts, strict=True))),
     ]
 
 
@@ -378,6 +379,7 @@ def archive_tables(
             "its CPU p50",
             "its CPU p95",
             f"command wall p50 ({WALL_QUERIES})",
+            "slowest in-process: ms, query",
         ],
         query_table,
     )
