@@ -11,10 +11,10 @@ the transaction that writes the article, whatever code path writes it.
   `simple` configuration (no stemming, no stop words: every language alike) from the text with
   accents removed (the unaccent extension) and the joiners PostgreSQL's parser would keep inside
   a word (e-mail, 3.5, U.S.) made spaces, so both engines split text into the same words;
-  ranked by ts_rank with length normalisation. Each document also holds its pairs of adjacent
-  words, as lexemes without positions ("at the", "the time"): the index finds a phrase by its
-  pairs as well as its words, so only the documents that hold every pair are read to check the
-  words' positions, where its words alone (common ones) would find many more.
+  ranked by ts_rank with length normalisation. Beside each document, `pairs` holds its pairs of
+  adjacent words as lexemes without positions ("at the", "the time"), under the same GIN index:
+  a phrase also asks for its pairs, so only the documents that hold every pair are read to
+  check the words' positions, where its words alone (common ones) would find many more.
 
 The title counts TITLE_WEIGHT times a word of the text on both.
 """
@@ -91,28 +91,28 @@ def _create_postgres(conn: Connection) -> None:
         " LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS"
         f" $$ SELECT translate({unaccent}, '{joiners}', '{' ' * len(PG_JOINERS)}') $$"
     )
-    _create_pg_document_functions(conn)
     conn.exec_driver_sql(
         "CREATE TABLE article_search ("
         " article_id integer PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE,"
-        " document tsvector NOT NULL)"
+        " document tsvector NOT NULL, pairs tsvector)"
     )
-    conn.exec_driver_sql(
-        "CREATE FUNCTION newsfold_index_article() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-        " INSERT INTO article_search (article_id, document)"
-        " VALUES (NEW.id, newsfold_search_document(NEW.title, NEW.text))"
-        " ON CONFLICT (article_id) DO UPDATE SET document = EXCLUDED.document;"
-        " RETURN NULL; END $$"
-    )
+    _create_pg_functions(conn)
     conn.exec_driver_sql(
         "CREATE TRIGGER article_search_sync AFTER INSERT OR UPDATE OF title, text ON articles"
         " FOR EACH ROW EXECUTE FUNCTION newsfold_index_article()"
     )
 
 
-def _create_pg_document_functions(conn: Connection) -> None:
-    """The document of a title and text: their words, with positions, and their pairs; and a
-    query term's pairs, made from the term by the same functions, so they match the documents'."""
+def _create_pg_functions(conn: Connection) -> None:
+    """The document of a title and text (their words, with positions) and its pairs of words;
+    a query term's pairs, made by the same functions, so they match the documents'; and the
+    trigger that indexes an article."""
+    conn.exec_driver_sql(
+        "CREATE OR REPLACE FUNCTION newsfold_search_document(title text, body text)"
+        " RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT"
+        " setweight(to_tsvector('simple', newsfold_search_words(coalesce(title, ''))), 'A')"
+        " || to_tsvector('simple', newsfold_search_words(coalesce(body, ''))) $$"
+    )
     conn.exec_driver_sql(
         "CREATE OR REPLACE FUNCTION newsfold_search_pairs(words tsvector) RETURNS tsvector"
         " LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT"
@@ -122,11 +122,9 @@ def _create_pg_document_functions(conn: Connection) -> None:
         f" WHERE octet_length(a.lexeme) + octet_length(b.lexeme) < {MAX_PAIR_BYTES} $$"
     )
     conn.exec_driver_sql(
-        "CREATE OR REPLACE FUNCTION newsfold_search_document(title text, body text)"
-        " RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$"
-        " SELECT words || newsfold_search_pairs(words) FROM (SELECT"
-        " setweight(to_tsvector('simple', newsfold_search_words(coalesce(title, ''))), 'A')"
-        " || to_tsvector('simple', newsfold_search_words(coalesce(body, ''))) AS words) d $$"
+        "CREATE OR REPLACE FUNCTION newsfold_search_phrase(term text) RETURNS tsquery"
+        " LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS"
+        " $$ SELECT phraseto_tsquery('simple', newsfold_search_words(term)) $$"
     )
     # The pairs ANDed, each quoted (the parser splits words at quotes and backslashes, so a
     # lexeme holds none; escaped all the same). No pairs (one word): NULL.
@@ -137,14 +135,25 @@ def _create_pg_document_functions(conn: Connection) -> None:
         " FROM unnest(tsvector_to_array(newsfold_search_pairs("
         " to_tsvector('simple', newsfold_search_words(term))))) pair $$"
     )
+    conn.exec_driver_sql(
+        "CREATE OR REPLACE FUNCTION newsfold_index_article() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN"
+        " INSERT INTO article_search (article_id, document, pairs)"
+        " SELECT NEW.id, d, newsfold_search_pairs(d)"
+        " FROM newsfold_search_document(NEW.title, NEW.text) d"
+        " ON CONFLICT (article_id) DO UPDATE"
+        " SET document = EXCLUDED.document, pairs = EXCLUDED.pairs;"
+        " RETURN NULL; END $$"
+    )
 
 
 def add_search_pairs(conn: Connection, progress: Progress) -> None:
-    """PostgreSQL: every stored document gains its pairs of words, and the index is built again
-    (one sorted build instead of a row at a time). SQLite's FTS5 reads phrases fast enough."""
+    """PostgreSQL: the pairs of words of every stored document, and the index built again over
+    both (one sorted build instead of a row at a time). SQLite's FTS5 reads phrases fast enough."""
     if conn.dialect.name == "sqlite":
         return
-    _create_pg_document_functions(conn)
+    conn.exec_driver_sql("ALTER TABLE article_search ADD COLUMN IF NOT EXISTS pairs tsvector")
+    _create_pg_functions(conn)
     conn.exec_driver_sql("DROP INDEX IF EXISTS ix_article_search_document")
     _fill(conn, progress, _PG_ADD_PAIRS)
     _create_pg_gin_index(conn)
@@ -156,7 +165,7 @@ def _create_pg_gin_index(conn: Connection) -> None:
     # New rows wait in a pending list every query scans; a small one keeps that scan short
     # between vacuums.
     conn.exec_driver_sql(
-        "CREATE INDEX ix_article_search_document ON article_search USING gin (document)"
+        "CREATE INDEX ix_article_search_document ON article_search USING gin (document, pairs)"
         f" WITH (gin_pending_list_limit = {GIN_PENDING_KB})"
     )
 
@@ -199,13 +208,14 @@ _SQLITE_FILL = (
     " SELECT id, title, text FROM articles WHERE id > :after AND id <= :upto"
 )
 _PG_FILL = (
-    "INSERT INTO article_search (article_id, document)"
-    " SELECT id, newsfold_search_document(title, text) FROM articles"
-    " WHERE id > :after AND id <= :upto"
+    "INSERT INTO article_search (article_id, document, pairs)"
+    " SELECT id, document, newsfold_search_pairs(document) FROM"
+    " (SELECT id, newsfold_search_document(title, text) AS document FROM articles"
+    " WHERE id > :after AND id <= :upto) a"
 )
 _PG_ADD_PAIRS = (
-    "UPDATE article_search SET document = document || newsfold_search_pairs(document)"
-    " WHERE article_id > :after AND article_id <= :upto"
+    "UPDATE article_search SET pairs = newsfold_search_pairs(document)"
+    " WHERE pairs IS NULL AND article_id > :after AND article_id <= :upto"
 )
 
 
@@ -234,8 +244,9 @@ class SearchSql(SqlBase):
             statement = _ranked(_SQLITE_HITS, since)
             params["match"] = fts5_query(query)
         else:
-            match, rank, query_params = tsquery_sql(query)
-            statement = _ranked(_PG_HITS.replace("{match}", match).replace("{rank}", rank), since)
+            condition, tsquery, query_params = tsquery_sql(query)
+            hits = _PG_HITS.replace("{condition}", condition).replace("{tsquery}", tsquery)
+            statement = _ranked(hits, since)
             params.update(query_params)
         if since is not None:
             # Stored as naive UTC, the way the store's UTCDateTime columns keep it.
@@ -270,9 +281,9 @@ _PG_WEIGHTS = f"'{{{_TEXT}, {_TEXT}, {_TEXT}, 1.0}}'::float4[]"  # D (the text),
 # how many match (poor for phrases) is far too high. Only the MAX_RANKED kept are read again to
 # be ranked.
 _PG_HITS = f"""
-    SELECT a.id, a.story_id, ts_rank({_PG_WEIGHTS}, s.document, {{rank}}, 1) AS score
+    SELECT a.id, a.story_id, ts_rank({_PG_WEIGHTS}, s.document, {{tsquery}}, 1) AS score
     FROM (
-        SELECT article_id FROM article_search WHERE document @@ {{match}}
+        SELECT article_id FROM article_search WHERE {{condition}}
         ORDER BY article_id + 0 DESC LIMIT {MAX_RANKED}
     ) f
     JOIN article_search s ON s.article_id = f.article_id
@@ -317,25 +328,29 @@ def _fts5_term(term: Term) -> str:
 
 
 def tsquery_sql(query: Query) -> tuple[str, str, dict[str, str]]:
-    """The query as PostgreSQL tsquery expressions, to match and to rank: its words bound as
-    parameters and folded by the same functions as the documents. To match, each phrase also
-    asks for its pairs of words (a phrase of one word has none: NULL, and the phrase alone)."""
+    """The query for PostgreSQL: the condition on an `article_search` row, the tsquery that
+    ranks it, and their parameters (the query's words, folded in SQL by the same functions as
+    the documents).
+
+    The condition also asks for the pairs of words of each group made of phrases only. The
+    phrases imply their pairs, so the results are the same; where a phrase has no pair (one
+    word to PostgreSQL's parser) that part is left out."""
     names: dict[str, str] = {}  # the words of a term -> their parameter
 
-    def term(t: Term, match: bool) -> str:
-        name = names.setdefault(" ".join(t.words), f"w{len(names)}")
-        phrase = f"phraseto_tsquery('simple', newsfold_search_words(:{name}))"
-        if match and len(t.words) > 1:
-            return f"coalesce(newsfold_search_pairs_query(:{name}) && {phrase}, {phrase})"
-        return phrase
+    def bound(term: Term) -> str:
+        return ":" + names.setdefault(" ".join(term.words), f"w{len(names)}")
 
-    def expression(match: bool) -> str:
-        def either(terms: Sequence[Term]) -> str:
-            return " || ".join(term(t, match) for t in terms)
+    def either(terms: Sequence[Term], function: str) -> str:
+        return "(" + " || ".join(f"{function}({bound(t)})" for t in terms) + ")"
 
-        made = " && ".join(f"({either(group)})" for group in query.groups)
-        if query.excluded:  # a pair of an excluded phrase excludes nothing more
-            made = f"({made}) && !!({' || '.join(term(t, False) for t in query.excluded)})"
-        return f"({made})"
-
-    return expression(True), expression(False), {name: words for words, name in names.items()}
+    phrase = "newsfold_search_phrase"
+    tsquery = " && ".join(either(group, phrase) for group in query.groups)
+    if query.excluded:
+        tsquery = f"({tsquery}) && !!{either(query.excluded, phrase)}"
+    condition = f"document @@ ({tsquery})"
+    paired = [group for group in query.groups if all(len(t.words) > 1 for t in group)]
+    if paired:
+        pairs = " && ".join(either(group, "newsfold_search_pairs_query") for group in paired)
+        condition += f" AND (({pairs}) IS NULL OR pairs @@ ({pairs}))"
+    params = {name: words for words, name in names.items()}
+    return condition, f"({tsquery})", params
