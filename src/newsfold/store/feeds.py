@@ -162,17 +162,21 @@ def update_feed_state(conn: Connection, u: FeedUpdate) -> None:
         values.update(lease_owner=None, lease_expires=None)
     if u.pending is not None:
         values["pending_entries"] = json.dumps(list(u.pending)) if u.pending else None
+    # The answer's validators and body hash, and why that body is not a feed when it is not.
+    body = {
+        "etag": u.etag,
+        "last_modified": u.last_modified,
+        "body_hash": u.body_hash,
+        "body_error": u.body_error,
+    }
     if u.error is None:
         values.update(
             status="ok",
             error_count=0,
             last_error=None,
             error_kind=None,
-            etag=u.etag,
-            last_modified=u.last_modified,
-            body_hash=u.body_hash,
-            body_error=None,
             rate_seconds=u.rate.total_seconds() if u.rate else None,
+            **body,
         )
         if u.title:
             values["name"] = func.coalesce(feeds.c.name, u.title)
@@ -183,13 +187,8 @@ def update_feed_state(conn: Connection, u: FeedUpdate) -> None:
             last_error=u.error,
             error_kind=u.error_kind,
         )
-        if u.body_error is not None:
-            values.update(
-                etag=u.etag,
-                last_modified=u.last_modified,
-                body_hash=u.body_hash,
-                body_error=u.body_error,
-            )
+        if u.body_error is not None:  # other failures keep the last good answer's
+            values.update(body)
     conn.execute(update(feeds).where(feeds.c.id == u.feed_id).values(**values))
 
 

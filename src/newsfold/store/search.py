@@ -133,7 +133,7 @@ def _create_pg_functions(conn: Connection) -> None:
         " LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT string_agg("
         r" '''' || replace(replace(pair, '\', '\\'), '''', '''''') || '''', ' & ')::tsquery"
         " FROM unnest(tsvector_to_array(newsfold_search_pairs("
-        " to_tsvector('simple', newsfold_search_words(term))))) pair $$"
+        " newsfold_search_document(NULL, term)))) pair $$"
     )
     conn.exec_driver_sql(
         "CREATE OR REPLACE FUNCTION newsfold_index_article() RETURNS trigger LANGUAGE plpgsql"
@@ -220,7 +220,7 @@ _PG_ADD_PAIRS = (
 
 
 def _fill(conn: Connection, progress: Progress, statement: str) -> None:
-    """Index the stored articles, or add to their documents, a batch of ids at a time."""
+    """Index the stored articles, or compute their pairs, a batch of ids at a time."""
     total = int(conn.exec_driver_sql("SELECT count(*) FROM articles").scalar() or 0)
     if not total:
         return
