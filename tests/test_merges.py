@@ -68,17 +68,18 @@ def add_feed(store: Store, url: str) -> int:
     return next(f.id for f in store.feeds() if f.url == url)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(("seed", "per_commit"), [(1, 1), (2, 1), (3, 1), (1, 25), (2, 25)])
 def test_any_arrival_order_makes_the_stories_of_the_set(
-    store: Store, docs: list[Doc], expected: Partition, seed: int
+    store: Store, docs: list[Doc], expected: Partition, seed: int, per_commit: int
 ) -> None:
-    """Copies folded one by one in a random order end in the stories the whole set makes;
-    `refold` of everything makes them again, and the store stays sound."""
+    """Copies folded in a random order, one by one or many in one feed's commit (where a copy
+    of an article earlier in the same commit must find it), end in the stories the whole set
+    makes; `refold` of everything makes them again, and the store stays sound."""
     assert sum(len(group) > 1 for group in expected) >= 8  # there is something to fold
     shuffled = random.Random(seed).sample(docs, len(docs))
     feed = add_feed(store, "https://feeds.example/all")
-    for doc in shuffled:
-        save_copies(store, feed, [doc], now=NOW)()
+    for start in range(0, len(shuffled), per_commit):
+        save_copies(store, feed, shuffled[start : start + per_commit], now=NOW)()
     assert story_urls(store) == expected
     assert store.check() == []
     texts = store.texts_since(NOW - timedelta(days=1))

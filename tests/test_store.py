@@ -205,23 +205,53 @@ def test_changed_page_is_a_new_version(store: Store) -> None:
     assert story.articles[0].text_chars == len("second, longer text")
 
 
-def test_copies_fold_into_one_story(store: Store) -> None:
-    """Articles the fold function places in one story are listed under it, oldest first."""
+@pytest.mark.parametrize("per_commit", [1, 3])
+def test_copies_fold_into_one_story(store: Store, per_commit: int) -> None:
+    """Articles the fold function places in one story are listed under it, oldest first, saved
+    one by one or in one commit."""
     store.add_feed(FeedSource("https://a.example/feed"), NOW)
     fid = feed_id(store, "https://a.example/feed")
     urls = [f"https://outlet{i}.example/story" for i in range(3)]
-    for i, url in enumerate(urls):
+    for start in range(0, len(urls), per_commit):
+        part = urls[start : start + per_commit]
+        keys = [f"e{start + i}" for i in range(len(part))]
         store.record_feed(
-            ok(fid, NOW + timedelta(minutes=i)),
-            [entry(f"e{i}", link=url)],
-            [article(url, "same wire text")],
-            {f"e{i}": url},
+            ok(fid, NOW + timedelta(minutes=start)),
+            [entry(key, link=url) for key, url in zip(keys, part, strict=True)],
+            [article(url, "same wire text") for url in part],
+            dict(zip(keys, part, strict=True)),
             join_same_text,
         )
     [story] = store.stories(None, None)
     assert [a.url for a in story.articles] == urls
     assert store.story(story.id) == story
     assert store.stats()["stories"] == 1 and store.stats()["articles"] == 3
+
+
+def test_a_text_seen_before_the_window_still_joins_its_story(store: Store) -> None:
+    """Candidates come from the dedup window, but the very same text joins its story however
+    old, alone in its commit or with a text that opens a story of its own."""
+    store.add_feed(FeedSource("https://a.example/feed"), NOW)
+    fid = feed_id(store, "https://a.example/feed")
+    old = NOW - 2 * SETTINGS.window
+    url = "https://old.example/story"
+    store.record_feed(
+        ok(fid, old),
+        [entry("old", link=url)],
+        [article(url)],
+        {"old": url},
+        FoldRules(SETTINGS, old - SETTINGS.window),
+    )
+    new = ["https://new.example/story", "https://other.example/news"]
+    store.record_feed(
+        ok(fid),
+        [entry("new", link=new[0]), entry("other", link=new[1])],
+        [article(new[0]), article(new[1], "a different story altogether")],
+        {"new": new[0], "other": new[1]},
+        join_same_text,
+    )
+    stories = {frozenset(a.url for a in s.articles) for s in store.stories(None, None)}
+    assert stories == {frozenset({url, new[0]}), frozenset({new[1]})}
 
 
 def test_decisions_merge_stories_and_move_articles(store: Store) -> None:

@@ -9,12 +9,16 @@
    and reads their articles (`Found.group`).
 3. `decide` (pure): the group and the new article clustered afresh give a `FoldDecision`, which
    the store applies: the article's story, kept or new, and the merges, moves and split-off
-   stories of the group."""
+   stories of the group.
+
+A slice of new articles is looked up once first (`Held`): those that fold with nothing, stored
+or earlier in the slice (`alone`), would each be decided a new story, whatever the stories are;
+the store opens theirs together and takes the others through steps 2 and 3 one by one."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -142,6 +146,39 @@ class FoldRules:
 
     def decide(self, plan: FoldPlan, found: Found) -> FoldDecision:
         return decide(plan, found, self.settings)
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What the store held, before a slice was folded, for the slice's plans: the text hashes
+    of its folded articles, and its candidates within the window by band key."""
+
+    texts: frozenset[str]
+    by_key: Mapping[int, Sequence[Candidate]]
+
+
+def alone(plans: Sequence[tuple[FoldPlan, datetime]], held: Held, rules: FoldRules) -> list[bool]:
+    """Which articles of a slice, each with the time it is seen at, fold with nothing when
+    folded in order: no article of the same text and no candidate that folds with it, stored
+    (`held`) or earlier in the slice. `decide` makes each of them a new story."""
+    texts = set(held.texts)
+    earlier: dict[int, list[dedup.Fingerprint]] = {}  # the slice's prints by band key
+    result = []
+    for plan, seen in plans:
+        near = {c.article_id: c.print() for k in plan.band_keys for c in held.by_key.get(k, ())}
+        prints = {id(p): p for k in plan.band_keys for p in earlier.get(k, ())}
+        result.append(
+            plan.text_hash not in texts
+            and not any(
+                cluster.verdict(plan.fingerprint, other, rules.settings).folds
+                for other in (*near.values(), *prints.values())
+            )
+        )
+        texts.add(plan.text_hash)
+        if seen >= rules.since:  # the window holds it for the articles after it
+            for key in plan.band_keys:
+                earlier.setdefault(key, []).append(plan.fingerprint)
+    return result
 
 
 def linked_components(plan: FoldPlan, found: Found, settings: DedupSettings) -> tuple[int, ...]:

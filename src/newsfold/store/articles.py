@@ -16,7 +16,7 @@ from newsfold.store import FeedCommit, FeedUpdate, PlannedArticle, rows
 from newsfold.store.base import SqlBase, chunks, dialect_insert
 from newsfold.store.feeds import refresh_entry_count, save_entries, update_feed_state
 from newsfold.store.schema import articles
-from newsfold.store.stories import fold_article, lock_keys
+from newsfold.store.stories import ToFold, fold_articles, lock_keys
 
 
 class ArticlesSql(SqlBase):
@@ -69,14 +69,13 @@ def _record_feed(
     lock_keys(conn, [key for a in new_articles for key in a.plan.lock_keys])
     now = update_.checked_at
     saved = _save_articles(conn, new_articles, now)
-    opened = merged = 0
-    by_url: dict[str, int] = {}
-    for new, (article_id, outcome) in zip(new_articles, saved, strict=True):
-        by_url[new.article.url] = article_id
-        if outcome is Saved.NEW:
-            folded = fold_article(conn, article_id, new.plan, rules, now)
-            opened += folded.opened
-            merged += folded.merged
+    pairs = list(zip(new_articles, saved, strict=True))
+    by_url = {new.article.url: article_id for new, (article_id, _) in pairs}
+    opened, merged = fold_articles(
+        conn,
+        [ToFold(i, new.plan, now) for new, (i, outcome) in pairs if outcome is Saved.NEW],
+        rules,
+    )
     linked = _stored(conn, sorted(set(links.values()) - set(by_url)))
     ids = {url: article_id for url, (article_id, _) in linked.items()} | by_url
     found = [(e, ids.get(links.get(e.key, ""))) for e in new_entries]

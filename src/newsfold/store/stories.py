@@ -29,7 +29,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
-from newsfold.fold import Candidate, FoldDecision, FoldPlan, FoldRules, Found
+from newsfold.fold import (
+    NEW_STORY,
+    Candidate,
+    FoldDecision,
+    FoldPlan,
+    FoldRules,
+    Found,
+    Held,
+    alone,
+)
 from newsfold.model import Story, StoryArticle
 from newsfold.store import rows
 from newsfold.store.base import SqlBase, chunks, insert_id
@@ -48,10 +57,18 @@ COMPONENT_LOCKS = 0x6E66  # the first key of the advisory locks on components ("
 
 
 class Folded(NamedTuple):
-    """How many stories one article's fold opened, and how many it merged into others."""
+    """How many stories a fold opened, and how many it merged into others."""
 
     opened: int
     merged: int
+
+
+class ToFold(NamedTuple):
+    """A saved article to place in its story, with its plan and the time it is seen at."""
+
+    article_id: int
+    plan: FoldPlan
+    seen: datetime
 
 
 class StoriesSql(SqlBase):
@@ -118,12 +135,10 @@ def _refold(conn: Connection, plans: dict[int, FoldPlan], rules: FoldRules) -> i
         conn.execute(update(articles).where(articles.c.id.in_(chunk)).values(story_id=None))
     _drop_empty_stories(conn)
     lock_keys(conn, [key for plan in plans.values() for key in plan.lock_keys])
-    seen: dict[int, datetime] = {}
     for chunk in chunks(ids):
         query = select(articles.c.id, articles.c.first_seen).where(articles.c.id.in_(chunk))
-        seen.update({row.id: row.first_seen for row in conn.execute(query)})
-    for article_id in ids:
-        fold_article(conn, article_id, plans[article_id], rules, seen[article_id])
+        seen = {row.id: row.first_seen for row in conn.execute(query)}
+        fold_articles(conn, [ToFold(i, plans[i], seen[i]) for i in chunk], rules)
     _recount_stories(conn)
     return len(ids)
 
@@ -143,25 +158,94 @@ def lock_keys(conn: Connection, keys: Iterable[int]) -> None:
         conn.execute(_LOCK_BUCKETS, {"buckets": buckets}).all()
 
 
-def fold_article(
-    conn: Connection, article_id: int, plan: FoldPlan, rules: FoldRules, now: datetime
-) -> Folded:
+def fold_articles(conn: Connection, batch: Sequence[ToFold], rules: FoldRules) -> Folded:
+    """Place saved articles in their stories, in order, as `fold_article` would one by one.
+
+    The batch is looked up once. An article that folds with nothing (`fold.alone`) is decided
+    on its own (`Found(None)`: no stored story can change a new story); the new stories wait,
+    and are opened together, in a few statements, before the next article that folds with
+    something goes through `fold_article` (its look-up must see them).
+    """
+    lone = alone([(item.plan, item.seen) for item in batch], _held(conn, batch, rules), rules)
+    opened = merged = 0
+    waiting: list[tuple[ToFold, float]] = []
+    for item, is_alone in zip(batch, lone, strict=True):
+        decision = rules.decide(item.plan, Found(None)) if is_alone else None
+        if decision is not None and decision.story == NEW_STORY.story and not decision.others:
+            waiting.append((item, decision.similarity))
+            continue
+        opened += _open_alone(conn, waiting)
+        waiting = []
+        folded = fold_article(conn, item, rules)
+        opened += folded.opened
+        merged += folded.merged
+    opened += _open_alone(conn, waiting)
+    return Folded(opened, merged)
+
+
+def _held(conn: Connection, batch: Sequence[ToFold], rules: FoldRules) -> Held:
+    """The folded articles of the batch's texts, and the candidates of its band keys."""
+    texts: set[str] = set()
+    for chunk in chunks(sorted({item.plan.text_hash for item in batch})):
+        texts.update(conn.execute(_TEXTS_HELD, {"hashes": chunk}).scalars())
+    ids_by_key: dict[int, list[int]] = {}
+    for chunk in chunks(sorted({key for item in batch for key in item.plan.band_keys})):
+        for key, article_id in conn.execute(_BANDS_OF_KEYS, {"keys": chunk}):
+            ids_by_key.setdefault(key, []).append(article_id)
+    members: dict[int, Candidate] = {}
+    for chunk in chunks(sorted({i for ids in ids_by_key.values() for i in ids})):
+        for row in conn.execute(_MEMBERS.where(articles.c.id.in_(chunk))):
+            if row.seen_at >= rules.since:
+                members[row.id] = _candidate(row)
+    by_key = {key: [members[i] for i in ids if i in members] for key, ids in ids_by_key.items()}
+    return Held(frozenset(texts), by_key)
+
+
+def _open_alone(conn: Connection, waiting: Sequence[tuple[ToFold, float]]) -> int:
+    """A new story for each article (with its similarity there), opened and filled in one
+    statement per table."""
+    if not waiting:
+        return 0
+    opened = [
+        {"first_seen": item.seen, "updated_at": item.seen, "article_count": 1}
+        for item, _ in waiting
+    ]
+    story_ids = conn.execute(_OPEN_STORIES, opened).scalars().all()
+    placed = [
+        {"b_id": item.article_id, "story_id": story_id, "similarity": similarity}
+        for (item, similarity), story_id in zip(waiting, story_ids, strict=True)
+    ]
+    conn.execute(_PLACE_ARTICLE, placed)
+    _keep_dedup_rows(conn, [item for item, _ in waiting])
+    return len(waiting)
+
+
+def fold_article(conn: Connection, item: ToFold, rules: FoldRules) -> Folded:
     """Place a saved article in its story, regrouping the stories it links, and keep its dedup
     rows."""
-    found, components = _look_up_locked(conn, article_id, plan, rules)
-    decision = rules.decide(plan, found)
-    _apply(conn, article_id, decision, components, now)
+    found, components = _look_up_locked(conn, item.article_id, item.plan, rules)
+    decision = rules.decide(item.plan, found)
+    _apply(conn, item.article_id, decision, components, item.seen)
+    _keep_dedup_rows(conn, [item])
+    return Folded(decision.opened, decision.merged)
+
+
+def _keep_dedup_rows(conn: Connection, batch: Sequence[ToFold]) -> None:
+    """The fingerprints and LSH band rows later articles are compared with."""
     conn.execute(
         fingerprints.insert(),
-        {"article_id": article_id, "data": plan.fingerprint.to_bytes(), "seen_at": now},
+        [
+            {"article_id": i.article_id, "data": i.plan.fingerprint.to_bytes(), "seen_at": i.seen}
+            for i in batch
+        ],
     )
-    if plan.band_keys:
-        seen_at = int(now.timestamp())
-        rows = [
-            {"band_key": k, "article_id": article_id, "seen_at": seen_at} for k in plan.band_keys
-        ]
-        conn.execute(dedup_bands.insert(), rows)
-    return Folded(decision.opened, decision.merged)
+    bands = [
+        {"band_key": key, "article_id": i.article_id, "seen_at": int(i.seen.timestamp())}
+        for i in batch
+        for key in i.plan.band_keys
+    ]
+    if bands:
+        conn.execute(dedup_bands.insert(), bands)
 
 
 def look_up(conn: Connection, article_id: int, plan: FoldPlan, since: datetime) -> Found:
@@ -354,6 +438,7 @@ _LOCK_BUCKETS = (
     .order_by(dedup_locks.c.bucket)
     .with_for_update()
 )
+_OPEN_STORIES = stories.insert().returning(stories.c.id, sort_by_parameter_order=True)
 _JOIN_STORY = (
     update(stories)
     .where(stories.c.id == bindparam("b_id"))
@@ -392,3 +477,13 @@ _BAND_MATCHES = (
     .distinct()
 )
 _CANDIDATES = _MEMBERS.where(articles.c.id.in_(_BAND_MATCHES))
+_TEXTS_HELD = (
+    select(articles.c.content_hash)
+    .join(fingerprints, fingerprints.c.article_id == articles.c.id)
+    .join(stories, stories.c.id == articles.c.story_id)
+    .where(articles.c.content_hash.in_(bindparam("hashes", expanding=True)))
+    .distinct()
+)
+_BANDS_OF_KEYS = select(dedup_bands.c.band_key, dedup_bands.c.article_id).where(
+    dedup_bands.c.band_key.in_(bindparam("keys", expanding=True))
+)
