@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Integer,
     any_,
@@ -161,11 +162,14 @@ def lock_keys(conn: Connection, keys: Iterable[int]) -> None:
 def fold_articles(conn: Connection, batch: Sequence[ToFold], rules: FoldRules) -> Folded:
     """Place saved articles in their stories, in order, as `fold_article` would one by one.
 
-    The batch is looked up once. An article that folds with nothing (`fold.alone`) is decided
-    on its own (`Found(None)`: no stored story can change a new story); the new stories wait,
-    and are opened together, in a few statements, before the next article that folds with
-    something goes through `fold_article` (its look-up must see them).
+    A batch of several is looked up once. An article that folds with nothing (`fold.alone`)
+    is decided on its own (`Found(None)`: no stored story can change a new story); the new
+    stories wait, and are opened together, in a few statements, before the next article that
+    folds with something goes through `fold_article` (its look-up must see them). One article
+    alone would only pay for both look-ups.
     """
+    if len(batch) == 1:
+        return fold_article(conn, batch[0], rules)
     lone = alone([(item.plan, item.seen) for item in batch], _held(conn, batch, rules), rules)
     opened = merged = 0
     waiting: list[tuple[ToFold, float]] = []
@@ -190,7 +194,9 @@ def _held(conn: Connection, batch: Sequence[ToFold], rules: FoldRules) -> Held:
         texts.update(conn.execute(_TEXTS_HELD, {"hashes": chunk}).scalars())
     ids_by_key: dict[int, list[int]] = {}
     for chunk in chunks(sorted({key for item in batch for key in item.plan.band_keys})):
-        for key, article_id in conn.execute(_BANDS_OF_KEYS, {"keys": chunk}):
+        for key, article_id in conn.execute(
+            _BANDS_OF_KEYS[conn.dialect.name], {"keys": list(chunk)}
+        ):
             ids_by_key.setdefault(key, []).append(article_id)
     members: dict[int, Candidate] = {}
     for chunk in chunks(sorted({i for ids in ids_by_key.values() for i in ids})):
@@ -239,13 +245,16 @@ def _keep_dedup_rows(conn: Connection, batch: Sequence[ToFold]) -> None:
             for i in batch
         ],
     )
-    bands = [
-        {"band_key": key, "article_id": i.article_id, "seen_at": int(i.seen.timestamp())}
-        for i in batch
-        for key in i.plan.band_keys
-    ]
-    if bands:
-        conn.execute(dedup_bands.insert(), bands)
+    keys = [key for i in batch for key in i.plan.band_keys]
+    ids = [i.article_id for i in batch for _ in i.plan.band_keys]
+    seen = [int(i.seen.timestamp()) for i in batch for _ in i.plan.band_keys]
+    if not keys:
+        return
+    if conn.dialect.name == "sqlite":
+        rows = zip(keys, ids, seen, strict=True)
+        conn.execute(dedup_bands.insert(), [dict(zip(_BAND_COLUMNS, r, strict=True)) for r in rows])
+    else:  # three arrays: thousands of rows bound and parsed in one statement's time
+        conn.execute(_ADD_BANDS, dict(zip(_BAND_COLUMNS, (keys, ids, seen), strict=True)))
 
 
 def look_up(conn: Connection, article_id: int, plan: FoldPlan, since: datetime) -> Found:
@@ -432,6 +441,16 @@ _ADD_BUCKETS = (
     .from_select(["bucket"], select(func.unnest(_BUCKETS)))
     .on_conflict_do_nothing()
 )
+_BAND_COLUMNS = ("band_key", "article_id", "seen_at")
+_ADD_BANDS = postgresql.insert(dedup_bands).from_select(
+    list(_BAND_COLUMNS),
+    select(
+        *(
+            func.unnest(bindparam(name, type_=postgresql.ARRAY(kind)))
+            for name, kind in zip(_BAND_COLUMNS, (BigInteger, Integer, BigInteger), strict=True)
+        )
+    ),
+)
 _LOCK_BUCKETS = (
     select(dedup_locks.c.bucket)
     .where(dedup_locks.c.bucket == any_(_BUCKETS))
@@ -484,6 +503,12 @@ _TEXTS_HELD = (
     .where(articles.c.content_hash.in_(bindparam("hashes", expanding=True)))
     .distinct()
 )
-_BANDS_OF_KEYS = select(dedup_bands.c.band_key, dedup_bands.c.article_id).where(
-    dedup_bands.c.band_key.in_(bindparam("keys", expanding=True))
-)
+_KEYS_ARRAY = bindparam("keys", type_=postgresql.ARRAY(BigInteger))
+# By dialect: PostgreSQL binds one array, where a list of parameters costs a millisecond.
+_BANDS_OF_KEYS = {
+    dialect: select(dedup_bands.c.band_key, dedup_bands.c.article_id).where(keys)
+    for dialect, keys in (
+        ("sqlite", dedup_bands.c.band_key.in_(bindparam("keys", expanding=True))),
+        ("postgresql", dedup_bands.c.band_key == any_(_KEYS_ARRAY)),
+    )
+}
