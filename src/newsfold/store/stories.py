@@ -263,7 +263,7 @@ def look_up(conn: Connection, article_id: int, plan: FoldPlan, since: datetime) 
     exact = conn.execute(_ARTICLE_WITH_TEXT, params).first()
     if exact is not None or not plan.band_keys:
         return Found(None if exact is None else _candidate(exact))
-    found = conn.execute(_CANDIDATES, {"keys": list(plan.band_keys)})
+    found = conn.execute(_CANDIDATES[conn.dialect.name], {"keys": list(plan.band_keys)})
     return Found(None, tuple(_candidate(row) for row in found if row.seen_at >= since))
 
 
@@ -488,14 +488,25 @@ _ARTICLE_WITH_TEXT = (
     .order_by(articles.c.id)
     .limit(1)
 )
+# A list of band keys, by dialect: PostgreSQL binds one array, where a parameter per key costs
+# about a millisecond for a slice's keys.
+_KEY_IN = {
+    "sqlite": dedup_bands.c.band_key.in_(bindparam("keys", expanding=True)),
+    "postgresql": dedup_bands.c.band_key
+    == any_(bindparam("keys", type_=postgresql.ARRAY(BigInteger))),
+}
 # By key alone: rows past the window are pruned anyway, and a condition on seen_at would let
 # the planner of a store without statistics walk the seen_at index, every row, per article.
-_BAND_MATCHES = (
-    select(dedup_bands.c.article_id)
-    .where(dedup_bands.c.band_key.in_(bindparam("keys", expanding=True)))
-    .distinct()
-)
-_CANDIDATES = _MEMBERS.where(articles.c.id.in_(_BAND_MATCHES))
+_CANDIDATES = {
+    dialect: _MEMBERS.where(
+        articles.c.id.in_(select(dedup_bands.c.article_id).where(keys).distinct())
+    )
+    for dialect, keys in _KEY_IN.items()
+}
+_BANDS_OF_KEYS = {
+    dialect: select(dedup_bands.c.band_key, dedup_bands.c.article_id).where(keys)
+    for dialect, keys in _KEY_IN.items()
+}
 _TEXTS_HELD = (
     select(articles.c.content_hash)
     .join(fingerprints, fingerprints.c.article_id == articles.c.id)
@@ -503,12 +514,3 @@ _TEXTS_HELD = (
     .where(articles.c.content_hash.in_(bindparam("hashes", expanding=True)))
     .distinct()
 )
-_KEYS_ARRAY = bindparam("keys", type_=postgresql.ARRAY(BigInteger))
-# By dialect: PostgreSQL binds one array, where a list of parameters costs a millisecond.
-_BANDS_OF_KEYS = {
-    dialect: select(dedup_bands.c.band_key, dedup_bands.c.article_id).where(keys)
-    for dialect, keys in (
-        ("sqlite", dedup_bands.c.band_key.in_(bindparam("keys", expanding=True))),
-        ("postgresql", dedup_bands.c.band_key == any_(_KEYS_ARRAY)),
-    )
-}
