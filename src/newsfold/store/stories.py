@@ -200,7 +200,7 @@ def _held(conn: Connection, batch: Sequence[ToFold], rules: FoldRules) -> Held:
             ids_by_key.setdefault(key, []).append(article_id)
     members: dict[int, Candidate] = {}
     for chunk in chunks(sorted({i for ids in ids_by_key.values() for i in ids})):
-        for row in conn.execute(_MEMBERS.where(articles.c.id.in_(chunk))):
+        for row in conn.execute(_MEMBERS_BY_ID, {"ids": list(chunk)}):
             if row.seen_at >= rules.since:
                 members[row.id] = _candidate(row)
     by_key = {key: [members[i] for i in ids if i in members] for key, ids in ids_by_key.items()}
@@ -415,7 +415,7 @@ def _recount_stories(conn: Connection, which: Any = None, **values: Any) -> None
 
 
 # Built once: statements run for every new article reuse their compiled form.
-_IDS = bindparam("ids", type_=Integer, expanding=True)  # a chunk of story ids
+_IDS = bindparam("ids", type_=Integer, expanding=True)  # a chunk of story or article ids
 _HEADS = select(stories).where(stories.c.id.in_(_IDS))
 _ABSORBED = (
     select(stories.c.id, stories.c.merged_into)
@@ -507,6 +507,7 @@ _BANDS_OF_KEYS = {
     dialect: select(dedup_bands.c.band_key, dedup_bands.c.article_id).where(keys)
     for dialect, keys in _KEY_IN.items()
 }
+_MEMBERS_BY_ID = _MEMBERS.where(articles.c.id.in_(_IDS))
 _TEXTS_HELD = (
     select(articles.c.content_hash)
     .join(fingerprints, fingerprints.c.article_id == articles.c.id)
