@@ -28,7 +28,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 
 from newsfold.fold import (
     NEW_STORY,
@@ -250,9 +250,8 @@ def _keep_dedup_rows(conn: Connection, batch: Sequence[ToFold]) -> None:
     seen = [int(i.seen.timestamp()) for i in batch for _ in i.plan.band_keys]
     if not keys:
         return
-    if conn.dialect.name == "sqlite":
-        rows = zip(keys, ids, seen, strict=True)
-        conn.execute(dedup_bands.insert(), [dict(zip(_BAND_COLUMNS, r, strict=True)) for r in rows])
+    if conn.dialect.name == "sqlite":  # tuples straight to the driver: half the CPU of dicts
+        conn.exec_driver_sql(_SQLITE_ADD_BANDS, list(zip(keys, ids, seen, strict=True)))
     else:  # three arrays: thousands of rows bound and parsed in one statement's time
         conn.execute(_ADD_BANDS, dict(zip(_BAND_COLUMNS, (keys, ids, seen), strict=True)))
 
@@ -442,6 +441,7 @@ _ADD_BUCKETS = (
     .on_conflict_do_nothing()
 )
 _BAND_COLUMNS = ("band_key", "article_id", "seen_at")
+_SQLITE_ADD_BANDS = str(dedup_bands.insert().compile(dialect=sqlite.dialect()))
 _ADD_BANDS = postgresql.insert(dedup_bands).from_select(
     list(_BAND_COLUMNS),
     select(
