@@ -1,19 +1,20 @@
 """The store's cost per new article: one article a commit against a slice of many, both backends.
 
-Run: .venv/bin/python bench/bench_store.py [--rounds 3] [--slice 50] [--backend sqlite postgresql]
+Run: .venv/bin/python bench/bench_store.py [--rounds 3] [--slice 50]
+         [--backend sqlite postgresql]
 
-The labelled evaluation set of bench/bench_fold_e2e.py (tests/syndicate.py `labelled_docs`: corpus
-texts, their syndicated copies, templated trap stories), shuffled once, is saved through
-`SqlStore.record_feed` with the pipeline's fold rules, its plans made beforehand (as the worker
-pool makes them), on a fresh store each time: a SQLite file, or a fresh PostgreSQL schema
-(NEWSFOLD_TEST_PG). Two sets: "every copy" (853 texts that make 470 stories: most articles
-join a story) and "one per story" (the first text of each story: every article opens its own).
-Each is committed one article a feed commit (the baseline: every article folded with its own
-look-up and writes), then in slices of --slice articles, as `pipeline` commits a feed's new
-articles. Printed per article, medians over the rounds (the variants take turns): CPU time of
-the calls (the process's own; PostgreSQL's work is in its server, so read wall beside it),
-wall time, statements sent (a SQLAlchemy event counts them), and the slice's ratio to the
-baseline.
+The labelled evaluation set of bench/bench_fold_e2e.py (tests/syndicate.py `labelled_docs`:
+corpus texts, their syndicated copies, templated trap stories), shuffled once, is saved through
+`SqlStore.record_feed` as a worker commits a feed (tests/test_workers.py `save_copies`: the
+pipeline's fold rules, plans made beforehand), on a fresh store each time: a SQLite file, or a
+fresh PostgreSQL schema (NEWSFOLD_TEST_PG). Two sets: "every copy" (853 texts of 467 labelled
+stories: most articles join a story) and "one per story" (the first text of each story: every
+article opens its own). Each is committed one article a feed commit (the baseline: every article
+folded with its own look-up and writes), then in slices of --slice articles, as `pipeline`
+commits a feed's new articles. Printed per article, medians over the rounds (the variants take
+turns): CPU time of the calls (the process's own; PostgreSQL's work is in its server, so read
+wall beside it), wall time, statements sent (a SQLAlchemy event counts them), and the slice's
+ratio to the baseline.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +36,11 @@ from bench_workers import fresh_schema, schema_url
 from common import machine_line
 from sqlalchemy import event
 
-from newsfold.config import DedupSettings
-from newsfold.fold import FoldPlan, FoldRules, plan
-from newsfold.model import Article, Entry, FeedSource
-from newsfold.store import FeedUpdate, PlannedArticle
+from newsfold.model import FeedSource
 from newsfold.store.sql import SqlStore
 from tests.syndicate import Doc, corpus_texts, labelled_docs
+from tests.test_workers import NOW, save_copies
 
-SETTINGS = DedupSettings()
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 Cost = tuple[float, float, float]  # CPU µs, wall µs, statements, per article
 
 
@@ -62,12 +58,11 @@ def fresh_store(backend: str) -> Iterator[SqlStore]:
             store.close()
 
 
-def save(store: SqlStore, docs: Sequence[Doc], plans: dict[str, FoldPlan], per_commit: int) -> Cost:
+def save(store: SqlStore, docs: Sequence[Doc], per_commit: int) -> Cost:
     """Save `docs` in feed commits of `per_commit` articles; the cost of the commits alone."""
     store.migrate()
     store.add_feed(FeedSource("https://feeds.example/all"), NOW)
     feed_id = store.feeds()[0].id
-    rules = FoldRules(SETTINGS, NOW - SETTINGS.window)
     sent = [0]
 
     def count(*_: Any) -> None:
@@ -76,23 +71,12 @@ def save(store: SqlStore, docs: Sequence[Doc], plans: dict[str, FoldPlan], per_c
     event.listen(store.engine, "before_cursor_execute", count)
     cpu = wall = 0.0
     for start in range(0, len(docs), per_commit):
-        part = docs[start : start + per_commit]
-        at = NOW + timedelta(seconds=start)
-        entries = [Entry(d.url, d.url, d.title, d.text, d.published) for d in part]
-        new = [
-            PlannedArticle(
-                Article(d.url, feed_id, d.title, d.text, "page", d.published), plans[d.id]
-            )
-            for d in part
-        ]
-        update = FeedUpdate(feed_id, at, at + timedelta(minutes=30))
-        links = {d.url: d.url for d in part}
+        commit = save_copies(store, feed_id, docs[start : start + per_commit], now=NOW)
         cpu_0, wall_0 = time.thread_time(), time.perf_counter()
-        store.record_feed(update, entries, new, links, rules)
+        commit()
         cpu += time.thread_time() - cpu_0
         wall += time.perf_counter() - wall_0
-    count_ = len(docs)
-    return cpu / count_ * 1e6, wall / count_ * 1e6, sent[0] / count_
+    return cpu / len(docs) * 1e6, wall / len(docs) * 1e6, sent[0] / len(docs)
 
 
 def main() -> None:
@@ -104,7 +88,6 @@ def main() -> None:
     print(machine_line() + "\n")
     docs = labelled_docs(1, 100, corpus_texts())
     random.Random(1).shuffle(docs)
-    plans = {d.id: plan(d.text, SETTINGS) for d in docs}
     sets = {"every copy": docs, "one per story": list({d.story: d for d in docs}.values())}
     variants = [
         (backend, name, per_commit)
@@ -116,9 +99,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for backend, name, per_commit in variants:
             with fresh_store(backend) as store:
-                costs[(backend, name, per_commit)].append(
-                    save(store, sets[name], plans, per_commit)
-                )
+                costs[(backend, name, per_commit)].append(save(store, sets[name], per_commit))
     print(f"{len(docs)} texts, {len(sets['one per story'])} stories; medians of {args.rounds}\n")
     print("| backend | set | a commit | CPU µs | wall µs | statements | CPU ratio | wall ratio |")
     print("|---|---|---|---|---|---|---|---|")

@@ -16,8 +16,9 @@ from newsfold.errors import StoreError
 from newsfold.model import Article, Entry, FeedSource, Story
 from newsfold.query import QueryError, parse_query
 from newsfold.search import Found, find_stories
-from newsfold.store import FeedUpdate, Store, schema
+from newsfold.store import FeedUpdate, Store, open_store, schema
 from newsfold.store.search import add_search_pairs
+from newsfold.store.sql import SqlStore
 from tests.stores import label_plan, labelled, same_label, schema_before_search
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -251,7 +252,6 @@ def test_migration_indexes_a_store_made_before_search(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A store of the previous schema gets every stored article indexed, with progress."""
-    from newsfold.store import open_store
 
     monkeypatch.setattr(schema, "LATEST", schema_before_search())
     old = open_store(store_url)
@@ -280,8 +280,6 @@ def test_phrases_stay_exact_in_a_store_indexed_before_pairs(
     """A store indexed by the schema before pairs of words (PostgreSQL makes them for every
     stored document, with progress; SQLite has nothing to do) finds a phrase only where its
     words are next to each other, and the words anywhere."""
-    from newsfold.store import open_store
-    from newsfold.store.sql import SqlStore
 
     monkeypatch.setattr(schema, "LATEST", schema.MIGRATIONS.index(add_search_pairs))
     old = open_store(store_url)

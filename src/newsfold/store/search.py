@@ -105,8 +105,8 @@ def _create_postgres(conn: Connection) -> None:
 
 def _create_pg_functions(conn: Connection) -> None:
     """The document of a title and text (their words, with positions) and its pairs of words;
-    a query term's pairs, made by the same functions, so they match the documents'; and the
-    trigger that indexes an article."""
+    a query term's pairs, made by the same functions, so they match the documents'; one
+    article's row written from them (`newsfold_index`), by the trigger and by the fill."""
     conn.exec_driver_sql(
         "CREATE OR REPLACE FUNCTION newsfold_search_document(title text, body text)"
         " RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT"
@@ -135,15 +135,20 @@ def _create_pg_functions(conn: Connection) -> None:
         " FROM unnest(tsvector_to_array(newsfold_search_pairs("
         " newsfold_search_document(NULL, term)))) pair $$"
     )
+    # One article's document and pairs, written: the trigger's work and the fill's alike.
     conn.exec_driver_sql(
-        "CREATE OR REPLACE FUNCTION newsfold_index_article() RETURNS trigger LANGUAGE plpgsql"
-        " AS $$ BEGIN"
+        "CREATE OR REPLACE FUNCTION newsfold_index(article integer, title text, body text)"
+        " RETURNS void LANGUAGE plpgsql AS $$ BEGIN"
         " INSERT INTO article_search (article_id, document, pairs)"
-        " SELECT NEW.id, d, newsfold_search_pairs(d)"
-        " FROM newsfold_search_document(NEW.title, NEW.text) d"
+        " SELECT article, d, newsfold_search_pairs(d)"
+        " FROM newsfold_search_document(title, body) d"
         " ON CONFLICT (article_id) DO UPDATE"
         " SET document = EXCLUDED.document, pairs = EXCLUDED.pairs;"
-        " RETURN NULL; END $$"
+        " END $$"
+    )
+    conn.exec_driver_sql(
+        "CREATE OR REPLACE FUNCTION newsfold_index_article() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN PERFORM newsfold_index(NEW.id, NEW.title, NEW.text); RETURN NULL; END $$"
     )
 
 
@@ -208,10 +213,7 @@ _SQLITE_FILL = (
     " SELECT id, title, text FROM articles WHERE id > :after AND id <= :upto"
 )
 _PG_FILL = (
-    "INSERT INTO article_search (article_id, document, pairs)"
-    " SELECT id, document, newsfold_search_pairs(document) FROM"
-    " (SELECT id, newsfold_search_document(title, text) AS document FROM articles"
-    " WHERE id > :after AND id <= :upto) a"
+    "SELECT count(newsfold_index(id, title, text)) FROM articles WHERE id > :after AND id <= :upto"
 )
 _PG_ADD_PAIRS = (
     "UPDATE article_search SET pairs = newsfold_search_pairs(document)"

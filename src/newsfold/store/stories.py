@@ -11,7 +11,7 @@ entries (6,400 by default), where row locks cost nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -200,9 +200,8 @@ def _held(conn: Connection, batch: Sequence[ToFold], rules: FoldRules) -> Held:
             ids_by_key.setdefault(key, []).append(article_id)
     members: dict[int, Candidate] = {}
     for chunk in chunks(sorted({i for ids in ids_by_key.values() for i in ids})):
-        for row in conn.execute(_MEMBERS_BY_ID, {"ids": list(chunk)}):
-            if row.seen_at >= rules.since:
-                members[row.id] = _candidate(row)
+        found = conn.execute(_MEMBERS_BY_ID, {"ids": list(chunk)})
+        members.update((c.article_id, c) for c in _within(found, rules.since))
     by_key = {key: [members[i] for i in ids if i in members] for key, ids in ids_by_key.items()}
     return Held(frozenset(texts), by_key)
 
@@ -245,15 +244,14 @@ def _keep_dedup_rows(conn: Connection, batch: Sequence[ToFold]) -> None:
             for i in batch
         ],
     )
-    keys = [key for i in batch for key in i.plan.band_keys]
-    ids = [i.article_id for i in batch for _ in i.plan.band_keys]
-    seen = [int(i.seen.timestamp()) for i in batch for _ in i.plan.band_keys]
-    if not keys:
+    rows = [(key, i.article_id, int(i.seen.timestamp())) for i in batch for key in i.plan.band_keys]
+    if not rows:
         return
     if conn.dialect.name == "sqlite":  # tuples straight to the driver: half the CPU of dicts
-        conn.exec_driver_sql(_SQLITE_ADD_BANDS, list(zip(keys, ids, seen, strict=True)))
+        conn.exec_driver_sql(_SQLITE_ADD_BANDS, rows)
     else:  # three arrays: thousands of rows bound and parsed in one statement's time
-        conn.execute(_ADD_BANDS, dict(zip(_BAND_COLUMNS, (keys, ids, seen), strict=True)))
+        columns = (list(column) for column in zip(*rows, strict=True))
+        conn.execute(_ADD_BANDS, dict(zip(_BAND_COLUMNS, columns, strict=True)))
 
 
 def look_up(conn: Connection, article_id: int, plan: FoldPlan, since: datetime) -> Found:
@@ -263,7 +261,12 @@ def look_up(conn: Connection, article_id: int, plan: FoldPlan, since: datetime) 
     if exact is not None or not plan.band_keys:
         return Found(None if exact is None else _candidate(exact))
     found = conn.execute(_CANDIDATES[conn.dialect.name], {"keys": list(plan.band_keys)})
-    return Found(None, tuple(_candidate(row) for row in found if row.seen_at >= since))
+    return Found(None, tuple(_within(found, since)))
+
+
+def _within(rows: Iterable[Any], since: datetime) -> Iterator[Candidate]:
+    """The candidates among stored articles' rows that were seen within the window."""
+    return (_candidate(row) for row in rows if row.seen_at >= since)
 
 
 def _look_up_locked(
@@ -509,9 +512,7 @@ _BANDS_OF_KEYS = {
 }
 _MEMBERS_BY_ID = _MEMBERS.where(articles.c.id.in_(_IDS))
 _TEXTS_HELD = (
-    select(articles.c.content_hash)
-    .join(fingerprints, fingerprints.c.article_id == articles.c.id)
-    .join(stories, stories.c.id == articles.c.story_id)
+    _MEMBERS.with_only_columns(articles.c.content_hash)
     .where(articles.c.content_hash.in_(bindparam("hashes", expanding=True)))
     .distinct()
 )
